@@ -1,0 +1,395 @@
+/**
+ * Actor definitions, the effects machines use to reach the world, and the ActorCell that hosts one
+ * XState actor inside a system.
+ *
+ * Machines stay pure: they talk to other actors only by *emitting* effects (`tell`, `reply`,
+ * `watch`, `unwatch`) and by invoking the named `troupe.ask` actor. The hosting cell carries the
+ * effects out; a test can run the same machine with plain `createActor` and observe the effects with
+ * `actor.on('troupe.tell', …)`.
+ */
+import { createActor, emit, fromPromise, type ActionFunction, type AnyActor, type AnyStateMachine } from 'xstate';
+import type { MessageObject, MessageSet, MessagesOf } from './codec/messages.ts';
+import type { Clock } from './clock.ts';
+import type { InspectionSink } from './inspector/events.ts';
+import type { Logger } from './log.ts';
+import { createMailbox, type Mailbox } from './mailbox.ts';
+import type { Address, Origin, RefLike } from './ref.ts';
+import { originOf } from './ref.ts';
+import type { Strategy, SupervisionOptions, SupervisionPolicy } from './supervision.ts';
+import { supervisorMachine, type DirectiveEffect, type SupervisorEvent } from './supervisor.ts';
+import { validateName } from './transport/subjects.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Definitions
+
+/** An actor type: a machine plus the protobuf messages it accepts. Create with {@link defineActor}. */
+export interface ActorDefinition<M extends MessageObject = MessageObject> {
+  readonly kind: 'actor';
+  /** Actor type name (logs, inspector). */
+  readonly type: string;
+  readonly machine: AnyStateMachine;
+  readonly messages: readonly MessageSet[];
+  /** Short names of accepted messages (plus `Terminated`, always accepted). */
+  readonly accepts: ReadonlySet<string>;
+  /** Phantom: the message union, for typed refs. */
+  readonly __messages?: M;
+}
+
+/** One child of a supervisor. */
+export interface ChildSpec {
+  readonly def: AnyDefinition;
+  readonly name: string;
+  readonly input?: unknown;
+  readonly supervision?: SupervisionOptions;
+}
+
+/** A supervisor type: a strategy and its children, started in order. Create with {@link defineSupervisor}. */
+export interface SupervisorDefinition {
+  readonly kind: 'supervisor';
+  readonly type: string;
+  readonly strategy: Strategy;
+  readonly children: readonly ChildSpec[];
+  readonly machine: typeof supervisorMachine;
+  readonly messages: readonly MessageSet[];
+  readonly accepts: ReadonlySet<string>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyDefinition = ActorDefinition<any> | SupervisorDefinition;
+
+/** The message union a definition accepts. */
+export type MessagesOfDefinition<D> = D extends ActorDefinition<infer M> ? M : never;
+
+/** The system event every actor may receive when an actor it watches stops. */
+export interface TerminatedEvent {
+  readonly type: 'Terminated';
+  /** Address of the actor that stopped. */
+  readonly actor: string;
+  /** `stopped`, `failed`, `done`, `node-unreachable` or `not-found`. */
+  readonly reason: string;
+}
+
+/**
+ * Define an actor type.
+ * @example
+ * import { messages, type Message } from './pingpong.pb.ts';
+ * const Ponger = defineActor({ type: 'ponger', machine: pongerMachine, messages });
+ * const ref = system.spawn(Ponger, { name: 'ponger' }); // ActorRef<Message>
+ */
+export function defineActor<S extends MessageSet | readonly MessageSet[]>(spec: {
+  type: string;
+  machine: AnyStateMachine;
+  messages: S;
+}): ActorDefinition<S extends readonly MessageSet[] ? MessagesOf<S[number]> : MessagesOf<S>> {
+  validateName(spec.type, 'actor type');
+  const sets: readonly MessageSet[] = Array.isArray(spec.messages) ? (spec.messages as readonly MessageSet[]) : [spec.messages as MessageSet];
+  const accepts = new Set<string>(['Terminated']);
+  for (const set of sets) for (const name of set.types.keys()) accepts.add(name);
+  return { kind: 'actor', type: spec.type, machine: spec.machine, messages: sets, accepts };
+}
+
+/**
+ * Define a supervisor and its children (a supervision tree; children may be supervisors).
+ * @example
+ * const Workers = defineSupervisor({
+ *   type: 'workers', strategy: 'one-for-all',
+ *   children: [{ def: Fetcher, name: 'fetcher', supervision: { maxRestarts: 3, withinMs: 1_000 } },
+ *              { def: Parser, name: 'parser' }],
+ * });
+ */
+export function defineSupervisor(spec: { type: string; strategy: Strategy; children: readonly ChildSpec[] }): SupervisorDefinition {
+  validateName(spec.type, 'supervisor type');
+  const names = new Set<string>();
+  for (const c of spec.children) {
+    validateName(c.name, 'child name');
+    if (names.has(c.name)) throw new RangeError(`supervisor ${spec.type}: child name '${c.name}' is used twice`);
+    names.add(c.name);
+  }
+  return {
+    kind: 'supervisor', type: spec.type, strategy: spec.strategy, children: spec.children,
+    machine: supervisorMachine, messages: [], accepts: new Set(['Terminated']),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Effects: how a machine acts on other actors
+
+/** Effects a hosted machine emits; the host carries them out. */
+export type Effect =
+  | { readonly type: 'troupe.tell'; readonly to: RefLike; readonly message: MessageObject }
+  | { readonly type: 'troupe.reply'; readonly origin: Origin | undefined; readonly message: MessageObject }
+  | { readonly type: 'troupe.watch'; readonly target: RefLike }
+  | { readonly type: 'troupe.unwatch'; readonly target: RefLike }
+  | DirectiveEffect;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ExprArgs = { context: any; event: any };
+/** A value, or a function of the machine's context and event. */
+export type Expr<T> = T | ((args: ExprArgs) => T);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type TroupeAction = ActionFunction<any, any, any, any, any, any, any, any, any>;
+
+const evaluate = <T>(expr: Expr<T>, args: ExprArgs): T =>
+  typeof expr === 'function' ? (expr as (a: ExprArgs) => T)(args) : expr;
+
+/** Tell `to` a message. @example on: { Ping: { actions: tell(({ event }) => event.origin.sender, { type: 'Pong' }) } } */
+export function tell(to: Expr<RefLike>, message: Expr<MessageObject>): TroupeAction {
+  return emit(({ context, event }: ExprArgs) => ({
+    type: 'troupe.tell' as const, to: evaluate(to, { context, event }), message: evaluate(message, { context, event }),
+  })) as unknown as TroupeAction;
+}
+
+/** Reply to the ask being handled (a no-op, counted as a dead letter, when the event was not an ask). */
+export function reply(message: Expr<MessageObject>): TroupeAction {
+  return emit(({ context, event }: ExprArgs) => ({
+    type: 'troupe.reply' as const, origin: originOf(event), message: evaluate(message, { context, event }),
+  })) as unknown as TroupeAction;
+}
+
+/** Reply later, to an origin kept from an earlier event (`originOf(event)`). */
+export function replyTo(origin: Expr<Origin | undefined>, message: Expr<MessageObject>): TroupeAction {
+  return emit(({ context, event }: ExprArgs) => ({
+    type: 'troupe.reply' as const, origin: evaluate(origin, { context, event }), message: evaluate(message, { context, event }),
+  })) as unknown as TroupeAction;
+}
+
+/** Death watch: this actor receives a `Terminated` event when `target` stops. */
+export function watch(target: Expr<RefLike>): TroupeAction {
+  return emit(({ context, event }: ExprArgs) => ({ type: 'troupe.watch' as const, target: evaluate(target, { context, event }) })) as unknown as TroupeAction;
+}
+
+export function unwatch(target: Expr<RefLike>): TroupeAction {
+  return emit(({ context, event }: ExprArgs) => ({ type: 'troupe.unwatch' as const, target: evaluate(target, { context, event }) })) as unknown as TroupeAction;
+}
+
+/** Input of the invoked `troupe.ask` actor. */
+export interface AskInput {
+  readonly to: RefLike;
+  readonly message: MessageObject;
+  /** @default the system's askTimeoutMs */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Placeholder for the `troupe.ask` actor, so machines type-check and can be tested alone; the host
+ * system provides the real one. Declare it in `setup({ actors: { ...hostActors } })` and invoke
+ * `{ src: 'troupe.ask', input: … }`; the reply is the invoke's `output`.
+ */
+export const askLogic = fromPromise<MessageObject, AskInput>(async () => {
+  throw new Error("'troupe.ask' runs only inside a troupe system (or provide your own 'troupe.ask' actor in a test)");
+});
+
+/** Spread into `setup({ actors })` of a machine that asks other actors. */
+export const hostActors = { 'troupe.ask': askLogic } as const;
+
+// ---------------------------------------------------------------------------------------------
+// The cell
+
+/** A user message waiting in a mailbox (the event as the machine will see it). */
+export type UserItem = MessageObject;
+
+/** A system message: an event taken ahead of every user message. */
+export type SystemItem = { readonly kind: 'event'; readonly event: TerminatedEvent | SupervisorEvent };
+
+export type CellStatus = 'running' | 'suspended' | 'stopped';
+
+/** What a cell needs from its system. Implemented by system.ts. */
+export interface CellHost {
+  readonly node: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly inspect: InspectionSink | undefined;
+  readonly throughput: number;
+  machineFor(def: AnyDefinition): AnyStateMachine;
+  onEffect(cell: ActorCell, effect: Effect): void;
+  onFailure(cell: ActorCell, error: unknown): void;
+  onDone(cell: ActorCell): void;
+  onUserMessageDropped(cell: ActorCell, message: UserItem, reason: string): void;
+  /** Run `fn` after pending I/O (a macrotask); used when a mailbox has more than one turn of work. */
+  yieldToIo(fn: () => void): void;
+}
+
+/** Hosts one XState actor: owns its mailbox, runs it turn by turn, reports failures to its parent. */
+export class ActorCell {
+  status: CellStatus = 'running';
+  readonly mailbox: Mailbox<SystemItem, UserItem>;
+  readonly children = new Map<string, ActorCell>();
+  /** Addresses of actors (local or remote) that watch this one. */
+  readonly watchers = new Set<string>();
+  actor!: AnyActor;
+  private scheduled = false;
+  private lastGood: unknown;
+  private log: Logger | undefined;
+  private readonly runTurn = (): void => this.turn();
+  /** Restarts of this cell so far (for logs and tests). */
+  restarts = 0;
+  private restartTimer: unknown;
+
+  constructor(
+    readonly host: CellHost,
+    readonly address: Address,
+    readonly name: string,
+    readonly def: AnyDefinition,
+    readonly parent: ActorCell | undefined,
+    readonly input: unknown,
+    readonly policy: SupervisionPolicy,
+    mailboxCapacity: number,
+  ) {
+    this.mailbox = createMailbox(mailboxCapacity);
+  }
+
+  /** The child logger `{ node, actor }`, created on first use. */
+  get logger(): Logger {
+    this.log ??= this.host.logger.child({ node: this.host.node, actor: this.address });
+    return this.log;
+  }
+
+  /** Create and start the XState actor (fresh, or from a persisted snapshot). */
+  start(snapshot?: unknown): void {
+    const machine = this.host.machineFor(this.def);
+    const inspect = this.host.inspect;
+    const actor = createActor(machine, {
+      input: this.input,
+      clock: this.host.clock,
+      id: this.address,
+      ...(snapshot !== undefined ? { snapshot: snapshot as never } : {}),
+      ...(inspect ? { inspect: (ev: { type: string; actorRef: unknown; snapshot?: unknown; event?: unknown }) => this.forwardInspection(ev) } : {}),
+    });
+    actor.on('*', (ev: { type: string }) => {
+      if (ev.type.startsWith('troupe.')) this.host.onEffect(this, ev as Effect);
+    });
+    actor.subscribe({
+      error: (err: unknown) => this.fail(err),
+      complete: () => {
+        if (this.status === 'running' && this.actor === actor) this.host.onDone(this);
+      },
+    });
+    this.actor = actor;
+    this.status = 'running';
+    actor.start();
+    if (this.actor === actor && actor.getSnapshot().status === 'error') return; // failed while starting; fail() ran
+    this.schedule();
+  }
+
+  private forwardInspection(ev: { type: string; actorRef: unknown; snapshot?: unknown; event?: unknown }): void {
+    if (ev.actorRef !== this.actor) return;
+    const sink = this.host.inspect!;
+    const base = { v: 1 as const, at: this.host.clock.now(), node: this.host.node, actor: this.address };
+    if (ev.type === '@xstate.snapshot') {
+      const s = ev.snapshot as { value?: unknown; context?: unknown; status?: string };
+      sink({ ...base, kind: 'actor.snapshot', value: s.value, context: s.context, status: s.status ?? 'active' });
+    } else if (ev.type === '@xstate.event') {
+      sink({ ...base, kind: 'actor.event', event: ev.event });
+    }
+  }
+
+  /** Queue a user message; false when the mailbox is full or the cell is stopped. */
+  enqueueUser(message: UserItem): boolean {
+    if (this.status === 'stopped') return false;
+    if (!this.mailbox.pushUser(message)) return false;
+    this.schedule();
+    return true;
+  }
+
+  enqueueSystem(item: SystemItem): void {
+    if (this.status === 'stopped') return;
+    this.mailbox.pushSystem(item);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.status !== 'running') return;
+    this.scheduled = true;
+    queueMicrotask(this.runTurn);
+  }
+
+  private turn(): void {
+    this.scheduled = false;
+    const budget = this.host.throughput;
+    for (let n = 0; n < budget; n++) {
+      // a suspended cell (failed, awaiting its supervisor or a backoff) keeps its mail for later
+      if (this.status !== 'running') return;
+      const sys = this.mailbox.shiftSystem();
+      if (sys !== undefined) {
+        this.processSystem(sys);
+        continue;
+      }
+      const msg = this.mailbox.shiftUser();
+      if (msg === undefined) return;
+      this.send(msg);
+    }
+    if (this.mailbox.size > 0 && this.status === 'running') {
+      this.scheduled = true;
+      this.host.yieldToIo(this.runTurn);
+    }
+  }
+
+  private processSystem(item: SystemItem): void {
+    this.send(item.event);
+  }
+
+  private send(event: { type: string }): void {
+    const actor = this.actor;
+    this.lastGood = actor.getSnapshot();
+    actor.send(event);
+  }
+
+  /** Failure: suspend, keep the mailbox, tell the parent (via the host). */
+  private fail(error: unknown): void {
+    if (this.status !== 'running') return;
+    this.status = 'suspended';
+    this.host.onFailure(this, error);
+  }
+
+  /** Replace the actor with a fresh one, after `delayMs` (the mailbox is kept). */
+  restart(delayMs: number, afterStart?: () => void): void {
+    if (this.status === 'stopped') return;
+    this.status = 'suspended';
+    this.stopActorQuietly();
+    const go = (): void => {
+      this.restartTimer = undefined;
+      if (this.status === 'stopped') return;
+      this.restarts++;
+      this.start();
+      afterStart?.();
+    };
+    if (delayMs > 0) this.restartTimer = this.host.clock.setTimeout(go, delayMs);
+    else go();
+  }
+
+  /** Continue from the last good state; the failing message is dropped. */
+  resume(): void {
+    if (this.status === 'stopped') return;
+    const machine = this.host.machineFor(this.def);
+    const good = this.lastGood as Parameters<typeof machine.getPersistedSnapshot>[0] | undefined;
+    this.stopActorQuietly();
+    const persisted = good && (good as { status?: string }).status === 'active' ? machine.getPersistedSnapshot(good) : undefined;
+    this.start(persisted);
+  }
+
+  /** Stop the XState actor and mark the cell stopped; returns what was left in the mailbox. */
+  halt(): { system: SystemItem[]; user: UserItem[] } {
+    this.status = 'stopped';
+    if (this.restartTimer !== undefined) {
+      this.host.clock.clearTimeout(this.restartTimer);
+      this.restartTimer = undefined;
+    }
+    this.stopActorQuietly();
+    return this.mailbox.drain();
+  }
+
+  private stopActorQuietly(): void {
+    const actor = this.actor;
+    if (!actor) return;
+    try {
+      actor.stop();
+    } catch (err) {
+      this.logger.warn({ err }, 'error while stopping actor');
+    }
+  }
+
+  /** The machine's current snapshot (tests, inspector). */
+  snapshot(): ReturnType<AnyActor['getSnapshot']> {
+    return this.actor.getSnapshot();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Protobuf encoding of envelopes and user messages. One codec per system (no shared registry):
+ * it knows the message sets of the actors defined on that system, plus troupe's own wire types.
+ */
+import protobuf from 'protobufjs';
+import { DecodeError, PayloadTooLargeError, UnknownMessageTypeError } from '../errors.ts';
+import type { MessageObject, MessageSet } from './messages.ts';
+import { messages as wireMessages } from './envelope.pb.ts';
+
+/** Envelope kinds (the wire enum `troupe.wire.Kind`). */
+export const EnvelopeKind = { User: 0, System: 1, Reply: 2, Error: 3 } as const;
+export type EnvelopeKind = (typeof EnvelopeKind)[keyof typeof EnvelopeKind];
+
+/** The envelope as the runtime handles it. */
+export interface WireEnvelope {
+  kind: EnvelopeKind;
+  /** Target address `node/path`. */
+  target: string;
+  /** Sender address, or '' when sent from outside an actor. */
+  sender: string;
+  /** Fully qualified protobuf type name of `payload`. */
+  messageType: string;
+  correlationId: string;
+  replyTo: string;
+  payload: Uint8Array;
+  headers?: Record<string, string>;
+}
+
+export interface Codec {
+  /** Learn a message set; short names must be unique per system. */
+  register(set: MessageSet): void;
+  /** True when the short name is a registered message type. */
+  knows(shortName: string): boolean;
+  /** Encode a user (or wire) message; returns its fully qualified type name and bytes. */
+  encodeMessage(message: MessageObject): { typeName: string; bytes: Uint8Array };
+  /** Decode a payload named by its fully qualified type; throws `UnknownMessageTypeError` / `DecodeError`. */
+  decodeMessage(typeName: string, bytes: Uint8Array, subject: string): MessageObject;
+  encodeEnvelope(envelope: WireEnvelope): Uint8Array;
+  /** Throws `DecodeError` for bytes that are not an envelope of a known version; `PayloadTooLargeError` over the limit. */
+  decodeEnvelope(bytes: Uint8Array, subject: string): WireEnvelope;
+  readonly maxPayloadBytes: number;
+}
+
+/** Current wire version; envelopes of another major version are rejected. */
+export const WIRE_VERSION = 1;
+
+const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true, objects: true };
+
+interface Entry { type: protobuf.Type; shortName: string; fullName: string }
+
+/** A codec that encodes and checks payloads up to `maxPayloadBytes`. */
+export function createCodec(options: { maxPayloadBytes: number }): Codec {
+  const byShort = new Map<string, Entry>();
+  const byFull = new Map<string, Entry>();
+  const { maxPayloadBytes } = options;
+
+  const register = (set: MessageSet): void => {
+    for (const [shortName, type] of set.types) {
+      const fullName = type.fullName.startsWith('.') ? type.fullName.slice(1) : type.fullName;
+      const existing = byShort.get(shortName);
+      if (existing) {
+        if (existing.fullName === fullName) continue;
+        throw new Error(`message type '${shortName}' is declared by both ${existing.fullName} and ${fullName}; short names must be unique per system`);
+      }
+      const entry = { type, shortName, fullName };
+      byShort.set(shortName, entry);
+      byFull.set(fullName, entry);
+    }
+  };
+  register(wireMessages as MessageSet);
+  const envelopeType = byShort.get('Envelope')!.type;
+
+  return {
+    maxPayloadBytes,
+    register,
+    knows: (shortName) => byShort.has(shortName),
+    encodeMessage(message) {
+      const entry = byShort.get(message.type);
+      if (!entry) throw new UnknownMessageTypeError(String(message.type));
+      let bytes: Uint8Array;
+      try {
+        bytes = entry.type.encode(message as unknown as Record<string, unknown>).finish();
+      } catch (cause) {
+        throw new TypeError(`cannot encode ${entry.fullName}: ${(cause as Error).message}`, { cause });
+      }
+      if (bytes.length > maxPayloadBytes) throw new PayloadTooLargeError(bytes.length, maxPayloadBytes);
+      return { typeName: entry.fullName, bytes };
+    },
+    decodeMessage(typeName, bytes, subject) {
+      const entry = byFull.get(typeName);
+      if (!entry) throw new UnknownMessageTypeError(typeName);
+      let obj: Record<string, unknown>;
+      try {
+        obj = entry.type.toObject(entry.type.decode(bytes), TO_OBJECT);
+      } catch (cause) {
+        throw new DecodeError(subject, `payload is not a valid ${typeName}: ${(cause as Error).message}`, { cause });
+      }
+      obj['type'] = entry.shortName;
+      return obj as unknown as MessageObject;
+    },
+    encodeEnvelope(e) {
+      const bytes = envelopeType
+        .encode({
+          version: WIRE_VERSION, kind: e.kind, target: e.target, sender: e.sender, messageType: e.messageType,
+          correlationId: e.correlationId, replyTo: e.replyTo, payload: e.payload, headers: e.headers,
+        })
+        .finish();
+      if (bytes.length > maxPayloadBytes) throw new PayloadTooLargeError(bytes.length, maxPayloadBytes, e.target);
+      return bytes;
+    },
+    decodeEnvelope(bytes, subject) {
+      if (bytes.length > maxPayloadBytes) throw new PayloadTooLargeError(bytes.length, maxPayloadBytes, subject);
+      let m: Record<string, unknown>;
+      try {
+        m = envelopeType.decode(bytes) as unknown as Record<string, unknown>;
+      } catch (cause) {
+        throw new DecodeError(subject, `not a troupe envelope: ${(cause as Error).message}`, { cause });
+      }
+      if (m['version'] !== WIRE_VERSION) {
+        throw new DecodeError(subject, `unsupported envelope version ${String(m['version'])} (expected ${WIRE_VERSION})`);
+      }
+      const kind = m['kind'] as number;
+      if (kind !== 0 && kind !== 1 && kind !== 2 && kind !== 3) throw new DecodeError(subject, `unknown envelope kind ${kind}`);
+      const headers = m['headers'] as Record<string, string> | undefined;
+      return {
+        kind,
+        target: m['target'] as string,
+        sender: m['sender'] as string,
+        messageType: m['messageType'] as string,
+        correlationId: m['correlationId'] as string,
+        replyTo: m['replyTo'] as string,
+        payload: m['payload'] as Uint8Array,
+        ...(headers && Object.keys(headers).length > 0 ? { headers } : {}),
+      };
+    },
+  };
+}

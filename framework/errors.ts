@@ -1,0 +1,209 @@
+/**
+ * Every error troupe hands to a caller. Each has a stable `code` (safe to log and to put on the
+ * wire), structured fields, and a `retryable` flag that retry policies read.
+ */
+
+/** Stable error codes; they reach logs and the wire, so they never change meaning. */
+export const ErrorCode = {
+  AskTimeout: 'ASK_TIMEOUT',
+  NoResponders: 'NO_RESPONDERS',
+  MailboxFull: 'MAILBOX_FULL',
+  Decode: 'DECODE',
+  UnknownMessageType: 'UNKNOWN_MESSAGE_TYPE',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  InvalidName: 'INVALID_NAME',
+  NameTaken: 'NAME_TAKEN',
+  Aborted: 'ABORTED',
+  TransportClosed: 'TRANSPORT_CLOSED',
+  TransportTimeout: 'TRANSPORT_TIMEOUT',
+  Connection: 'CONNECTION',
+  SystemShutdown: 'SYSTEM_SHUTDOWN',
+  ActorStopped: 'ACTOR_STOPPED',
+  Remote: 'REMOTE',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every troupe error. */
+export abstract class TroupeError extends Error {
+  abstract readonly code: ErrorCode;
+  /** True when the same call may succeed if tried again. */
+  abstract readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+  /** Structured fields for logs and the wire (never credentials). */
+  fields(): Record<string, string | number | boolean | undefined> {
+    return {};
+  }
+}
+
+/** An ask got no reply within `timeoutMs`. */
+export class AskTimeoutError extends TroupeError {
+  readonly code = ErrorCode.AskTimeout;
+  readonly retryable = true;
+  constructor(readonly address: string, readonly timeoutMs: number, readonly messageType?: string) {
+    super(`ask to ${address}${messageType ? ` (${messageType})` : ''} got no reply within ${timeoutMs} ms`);
+  }
+  override fields() { return { address: this.address, timeoutMs: this.timeoutMs, messageType: this.messageType }; }
+}
+
+/** Nobody is there to receive: no such actor, or no node subscribed to the subject. */
+export class NoRespondersError extends TroupeError {
+  readonly code = ErrorCode.NoResponders;
+  readonly retryable = true;
+  constructor(readonly target: string, readonly reason = 'no responders') {
+    super(`no responders for ${target}: ${reason}`);
+  }
+  override fields() { return { target: this.target, reason: this.reason }; }
+}
+
+/** The target's mailbox is at capacity; the message was not enqueued. */
+export class MailboxFullError extends TroupeError {
+  readonly code = ErrorCode.MailboxFull;
+  readonly retryable = true;
+  constructor(readonly address: string, readonly capacity: number) {
+    super(`mailbox of ${address} is full (capacity ${capacity})`);
+  }
+  override fields() { return { address: this.address, capacity: this.capacity }; }
+}
+
+/** Bytes that are not a valid envelope or payload. */
+export class DecodeError extends TroupeError {
+  readonly code = ErrorCode.Decode;
+  readonly retryable = false;
+  constructor(readonly subject: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`cannot decode message on ${subject}: ${reason}`, options);
+  }
+  override fields() { return { subject: this.subject, reason: this.reason }; }
+}
+
+/** A message type that no registered schema declares, or that the target actor does not accept. */
+export class UnknownMessageTypeError extends TroupeError {
+  readonly code = ErrorCode.UnknownMessageType;
+  readonly retryable = false;
+  constructor(readonly messageType: string, readonly target?: string) {
+    super(`unknown message type '${messageType}'${target ? ` for ${target}` : ''}`);
+  }
+  override fields() { return { messageType: this.messageType, target: this.target }; }
+}
+
+/** A payload over the configured limit. */
+export class PayloadTooLargeError extends TroupeError {
+  readonly code = ErrorCode.PayloadTooLarge;
+  readonly retryable = false;
+  constructor(readonly sizeBytes: number, readonly maxBytes: number, readonly target?: string) {
+    super(`payload of ${sizeBytes} bytes exceeds the limit of ${maxBytes} bytes${target ? ` (to ${target})` : ''}`);
+  }
+  override fields() { return { sizeBytes: this.sizeBytes, maxBytes: this.maxBytes, target: this.target }; }
+}
+
+/** A cluster, node or actor name that is not a valid subject token. */
+export class InvalidNameError extends TroupeError {
+  readonly code = ErrorCode.InvalidName;
+  readonly retryable = false;
+  constructor(readonly value: string, readonly reason: string) {
+    super(`invalid name '${value}': ${reason}`);
+  }
+  override fields() { return { value: this.value, reason: this.reason }; }
+}
+
+/** An actor with this address is already alive. */
+export class NameTakenError extends TroupeError {
+  readonly code = ErrorCode.NameTaken;
+  readonly retryable = false;
+  constructor(readonly address: string) {
+    super(`an actor named ${address} already exists`);
+  }
+  override fields() { return { address: this.address }; }
+}
+
+/** The caller's AbortSignal fired. */
+export class AbortedError extends TroupeError {
+  readonly code = ErrorCode.Aborted;
+  readonly retryable = false;
+  constructor(readonly operation: string, reason?: unknown) {
+    super(`${operation} aborted`, { cause: reason });
+  }
+  override fields() { return { operation: this.operation }; }
+}
+
+/** The transport is closed (or draining) and cannot carry the message. */
+export class TransportClosedError extends TroupeError {
+  readonly code = ErrorCode.TransportClosed;
+  readonly retryable = false;
+  constructor(readonly subject?: string, options?: { cause?: unknown }) {
+    super(`transport is closed${subject ? ` (publishing to ${subject})` : ''}`, options);
+  }
+  override fields() { return { subject: this.subject }; }
+}
+
+/** A transport-level request got no response within `timeoutMs`. */
+export class TransportTimeoutError extends TroupeError {
+  readonly code = ErrorCode.TransportTimeout;
+  readonly retryable = true;
+  constructor(readonly subject: string, readonly timeoutMs: number) {
+    super(`request on ${subject} timed out after ${timeoutMs} ms`);
+  }
+  override fields() { return { subject: this.subject, timeoutMs: this.timeoutMs }; }
+}
+
+/** Could not connect to (or lost) the message server. Never carries credentials. */
+export class ConnectionError extends TroupeError {
+  readonly code = ErrorCode.Connection;
+  readonly retryable = true;
+  constructor(readonly servers: string, reason: string, options?: { cause?: unknown }) {
+    super(`cannot connect to ${servers}: ${reason}`, options);
+  }
+  override fields() { return { servers: this.servers }; }
+}
+
+/** The system is shutting down or has shut down. */
+export class SystemShutdownError extends TroupeError {
+  readonly code = ErrorCode.SystemShutdown;
+  readonly retryable = false;
+  constructor(readonly node: string) {
+    super(`actor system on node ${node} is shut down`);
+  }
+  override fields() { return { node: this.node }; }
+}
+
+/** The asked actor stopped before it replied. */
+export class ActorStoppedError extends TroupeError {
+  readonly code = ErrorCode.ActorStopped;
+  readonly retryable = true;
+  constructor(readonly address: string) {
+    super(`actor ${address} stopped before replying`);
+  }
+  override fields() { return { address: this.address }; }
+}
+
+/** An error reported by a remote node that has no local class (forward compatibility). */
+export class RemoteError extends TroupeError {
+  readonly code = ErrorCode.Remote;
+  readonly retryable: boolean;
+  constructor(readonly remoteCode: string, message: string, retryable: boolean) {
+    super(`remote error ${remoteCode}: ${message}`);
+    this.retryable = retryable;
+  }
+  override fields() { return { remoteCode: this.remoteCode }; }
+}
+
+/** True for any troupe error. */
+export const isTroupeError = (e: unknown): e is TroupeError => e instanceof TroupeError;
+export const isAskTimeoutError = (e: unknown): e is AskTimeoutError => e instanceof AskTimeoutError;
+export const isNoRespondersError = (e: unknown): e is NoRespondersError => e instanceof NoRespondersError;
+export const isMailboxFullError = (e: unknown): e is MailboxFullError => e instanceof MailboxFullError;
+export const isDecodeError = (e: unknown): e is DecodeError => e instanceof DecodeError;
+export const isUnknownMessageTypeError = (e: unknown): e is UnknownMessageTypeError => e instanceof UnknownMessageTypeError;
+export const isPayloadTooLargeError = (e: unknown): e is PayloadTooLargeError => e instanceof PayloadTooLargeError;
+export const isInvalidNameError = (e: unknown): e is InvalidNameError => e instanceof InvalidNameError;
+export const isAbortedError = (e: unknown): e is AbortedError => e instanceof AbortedError;
+export const isTransportClosedError = (e: unknown): e is TransportClosedError => e instanceof TransportClosedError;
+export const isTransportTimeoutError = (e: unknown): e is TransportTimeoutError => e instanceof TransportTimeoutError;
+export const isConnectionError = (e: unknown): e is ConnectionError => e instanceof ConnectionError;
+export const isSystemShutdownError = (e: unknown): e is SystemShutdownError => e instanceof SystemShutdownError;
+export const isActorStoppedError = (e: unknown): e is ActorStoppedError => e instanceof ActorStoppedError;
+
+/** True when `e` says the call may be retried (troupe errors carry the flag; others are not). */
+export const isRetryable = (e: unknown): boolean => e instanceof TroupeError && e.retryable;

@@ -1,0 +1,831 @@
+/**
+ * The actor system: registry, clock, codec, transport, and `deliver()` — the one choke point every
+ * message passes (local → mailbox, remote → envelope → transport).
+ */
+import { fromPromise, type AnyStateMachine } from 'xstate';
+import {
+  ActorCell, type AnyDefinition, type AskInput, type CellHost, type Effect, type MessagesOfDefinition, type TerminatedEvent, type UserItem,
+} from './actor.ts';
+import { createCodec, EnvelopeKind, type WireEnvelope } from './codec/codec.ts';
+import type { MessageObject } from './codec/messages.ts';
+import type { Clock } from './clock.ts';
+import { createDeadLetterOffice, DeadLetterReason, type DeadLetters } from './dead-letters.ts';
+import {
+  AbortedError, ActorStoppedError, AskTimeoutError, DecodeError, ErrorCode, InvalidNameError, MailboxFullError, NameTakenError, NoRespondersError,
+  PayloadTooLargeError, RemoteError, SystemShutdownError, TransportClosedError, TransportTimeoutError, TroupeError,
+  UnknownMessageTypeError,
+} from './errors.ts';
+import type { InspectionEvent, InspectionPayload } from './inspector/events.ts';
+import type { Logger } from './log.ts';
+import { resolveOptions, type ResolvedOptions, type SystemOptions } from './options.ts';
+import { addressOf, type ActorRef, type Address, type Origin, type RefLike } from './ref.ts';
+import { resolvePolicy, type SupervisionOptions } from './supervision.ts';
+import type { DirectiveEffect } from './supervisor.ts';
+import { createMemoryBus } from './transport/memory.ts';
+import { actorSubject, nodeSubject, parseAddress, SYSTEM_PATH, systemSubject, validateName } from './transport/subjects.ts';
+import type { Subscription, Transport, TransportMsg } from './transport/transport.ts';
+
+/** Options of `spawn`. */
+export interface SpawnOptions {
+  /** Actor name, unique on this node; must be a valid subject token. */
+  name: string;
+  /** Machine input. */
+  input?: unknown;
+  /** How the system supervises this top-level actor. @default the system's `supervision` option */
+  supervision?: SupervisionOptions;
+}
+
+/** Options of `ask`. */
+export interface AskOptions {
+  /** @default the system's askTimeoutMs (5 000) */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Sender address carried with the ask (set by the framework for asks from actors). */
+  sender?: RefLike;
+}
+
+/** A running actor system: one node of a cluster. */
+export interface ActorSystem extends AsyncDisposable {
+  readonly cluster: string;
+  readonly node: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly deadLetters: DeadLetters;
+  /**
+   * Start an actor (or a supervisor and its children).
+   * @example const ponger = system.spawn(Ponger, { name: 'ponger' });
+   */
+  spawn<D extends AnyDefinition>(def: D, options: SpawnOptions): ActorRef<MessagesOfDefinition<D>>;
+  /** A ref to the actor at `address` (`node/name…`) on any node; throws `InvalidNameError` for a bad address. */
+  ref<M extends MessageObject = MessageObject>(address: string): ActorRef<M>;
+  /**
+   * Request/reply. Rejects with `AskTimeoutError`, `NoRespondersError`, `MailboxFullError`,
+   * `UnknownMessageTypeError`, `AbortedError` or `SystemShutdownError` — never hangs past the timeout.
+   * @example const pong = await system.ask(ponger, { type: 'Ping', n: 1 }, { timeoutMs: 1_000 });
+   */
+  ask<R extends MessageObject = MessageObject>(to: RefLike, message: MessageObject, options?: AskOptions): Promise<R>;
+  /** Stop an actor (and its children); its watchers get `Terminated`. Stopping a stopped actor is a no-op. */
+  stop(ref: RefLike): void;
+  /**
+   * Death watch. Resolves when `target` stops (or its node becomes unreachable). When `watcher` is
+   * given, that actor also receives a `Terminated` event.
+   */
+  watch(target: RefLike, watcher?: RefLike): Promise<TerminatedEvent>;
+  /** Deliver a message from `sender` (or from outside any actor). The one delivery path; `ref.send` uses it. */
+  deliver(to: RefLike, message: MessageObject, sender?: Address): void;
+  /** Resolves when this node's subscription is registered with the bus (call before remote peers send). */
+  ready(): Promise<void>;
+  /** Current machine snapshot of a local actor, or undefined (tests, tooling). */
+  snapshotOf(ref: RefLike): { value: unknown; context: unknown; status: string } | undefined;
+  /** Addresses of live local actors. */
+  actors(): Address[];
+  /** Stop every actor, fail pending asks, notify remote watchers, close the transport. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+interface PendingAsk {
+  resolve(reply: MessageObject): void;
+  reject(error: Error): void;
+  timer: unknown;
+  cleanup?: () => void;
+}
+
+interface RemoteNodeWatch {
+  /** `watcher|target` pairs. */
+  pairs: Set<string>;
+  missed: number;
+  timer: unknown;
+}
+
+class RefImpl implements ActorRef {
+  cell: ActorCell | undefined;
+  constructor(readonly address: Address, private readonly system: SystemImpl, readonly local: boolean) {}
+  send(message: MessageObject): void {
+    this.system.tellFromRef(this, message);
+  }
+  toString(): string {
+    return `ActorRef(${this.address})`;
+  }
+  toJSON(): string {
+    return this.address;
+  }
+}
+
+const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const yieldToIo = (fn: () => void): void => void setImmediate(fn);
+
+class SystemImpl implements ActorSystem, CellHost {
+  readonly cluster: string;
+  readonly node: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly inspect: ResolvedOptions['inspect'];
+  readonly throughput: number;
+  readonly deadLetters: ReturnType<typeof createDeadLetterOffice>;
+  private readonly opts: ResolvedOptions;
+  private readonly transport: Transport;
+  private readonly codec;
+  private readonly registry = new Map<string, ActorCell>();
+  private readonly root: ActorCell;
+  private readonly machines = new Map<AnyStateMachine, AnyStateMachine>();
+  private readonly pending = new Map<string, PendingAsk>();
+  private readonly externalWatchers = new Map<string, (t: TerminatedEvent) => void>();
+  private readonly remoteWatches = new Map<string, RemoteNodeWatch>();
+  private readonly subjects = new Map<string, string>();
+  private readonly subscription: Subscription;
+  private readonly systemAddress: string;
+  private readonly offTransportEvents: () => void;
+  private seq = 0;
+  private shutdownPromise: Promise<void> | undefined;
+  readonly yieldToIo = yieldToIo;
+
+  constructor(options: SystemOptions) {
+    this.opts = resolveOptions(options);
+    const o = this.opts;
+    this.cluster = o.cluster;
+    this.node = o.node;
+    this.clock = o.clock;
+    this.logger = o.logger;
+    this.inspect = o.inspect;
+    this.throughput = o.throughput;
+    this.transport = o.transport ?? createMemoryBus({ clock: o.clock }).connect({ name: o.node });
+    this.codec = createCodec({ maxPayloadBytes: o.maxPayloadBytes });
+    this.deadLetters = createDeadLetterOffice({ clock: o.clock, logger: o.logger, logWindowMs: o.deadLetterLogWindowMs, logMax: o.deadLetterLogMax });
+    this.systemAddress = `${o.node}/${SYSTEM_PATH}`;
+    // The root guardian: supervises top-level actors, one-for-one, each with its own policy.
+    this.root = new ActorCell(this, this.systemAddress as Address, SYSTEM_PATH, {
+      kind: 'supervisor', type: 'root', strategy: 'one-for-one', children: [],
+      machine: undefined as never, messages: [], accepts: new Set(),
+    }, undefined, { strategy: 'one-for-one' }, o.supervision, 1);
+    this.root.start();
+    this.subscription = this.transport.subscribe(nodeSubject(o.cluster, o.node), (msg) => this.onInbound(msg));
+    this.offTransportEvents = this.transport.onEvent((ev) => {
+      if (ev.type === 'error') this.logger.warn({ err: ev.error }, 'transport error');
+      else if (ev.type === 'disconnected' || ev.type === 'reconnecting') this.logger.warn(`transport ${ev.type}`);
+      else this.logger.info(`transport ${ev.type}`);
+    });
+    this.logger.debug({ node: o.node, cluster: o.cluster, transport: this.transport.kind }, 'actor system started');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // CellHost
+
+  machineFor(def: AnyDefinition): AnyStateMachine {
+    const machine = def.machine ?? (this.root.def.machine as AnyStateMachine);
+    let provided = this.machines.get(machine);
+    if (!provided) {
+      const askActor = fromPromise<MessageObject, AskInput>(({ input, self, signal }) => {
+        const parent = (self as { _parent?: { id?: string } })._parent;
+        return this.ask(input.to, input.message, { timeoutMs: input.timeoutMs, signal, sender: parent?.id });
+      });
+      provided = machine.provide({ actors: { 'troupe.ask': askActor } } as never) as AnyStateMachine;
+      this.machines.set(machine, provided);
+    }
+    return provided;
+  }
+
+  onEffect(cell: ActorCell, effect: Effect): void {
+    switch (effect.type) {
+      case 'troupe.tell':
+        this.deliver(effect.to, effect.message, cell.address);
+        return;
+      case 'troupe.reply':
+        this.replyToOrigin(effect.origin, effect.message, cell.address);
+        return;
+      case 'troupe.watch':
+        void this.watch(effect.target, cell.address);
+        return;
+      case 'troupe.unwatch':
+        this.unwatch(effect.target, cell.address);
+        return;
+      case 'troupe.directive':
+        this.applyDirective(cell, effect);
+        return;
+    }
+  }
+
+  onFailure(cell: ActorCell, error: unknown): void {
+    cell.logger.error({ err: error }, `actor ${cell.address} failed: ${describe(error)}`);
+    this.emit({ kind: 'actor.failed', actor: cell.address, error: describe(error) });
+    const parent = cell.parent ?? this.root;
+    parent.enqueueSystem({ kind: 'event', event: { type: 'ChildFailed', child: cell.name, error, nowMs: this.clock.now() } });
+  }
+
+  onDone(cell: ActorCell): void {
+    this.stopCell(cell, 'done');
+  }
+
+  onUserMessageDropped(cell: ActorCell, message: UserItem, reason: string): void {
+    this.deadLetters.record({ reason: DeadLetterReason.ActorStopped, target: cell.address, messageType: message.type, error: reason });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Spawning and stopping
+
+  spawn<D extends AnyDefinition>(def: D, options: SpawnOptions): ActorRef<MessagesOfDefinition<D>> {
+    if (this.shutdownPromise) throw new SystemShutdownError(this.node);
+    validateName(options.name, 'actor name');
+    const policy = options.supervision ? resolvePolicy(options.supervision) : this.opts.supervision;
+    const cell = this.startCell(def, options.name, undefined, options.input, policy);
+    return this.refFor(cell.address, cell) as unknown as ActorRef<MessagesOfDefinition<D>>;
+  }
+
+  private startCell(def: AnyDefinition, name: string, parent: ActorCell | undefined, input: unknown, policy: ReturnType<typeof resolvePolicy>): ActorCell {
+    const address = (parent ? `${parent.address}/${name}` : `${this.node}/${name}`) as Address;
+    if (this.registry.has(address)) throw new NameTakenError(address);
+    for (const set of def.messages) this.codec.register(set);
+    const supervisorInput = def.kind === 'supervisor' ? { strategy: def.strategy } : input;
+    const cell = new ActorCell(this, address, name, def, parent, supervisorInput, policy, this.opts.mailboxCapacity);
+    this.registry.set(address, cell);
+    (parent ?? this.root).children.set(name, cell);
+    (parent ?? this.root).enqueueSystem({ kind: 'event', event: { type: 'ChildStarted', child: name, policy } });
+    if (this.inspect) {
+      const machine = this.machineFor(def) as { toJSON?: () => unknown };
+      this.emit({ kind: 'actor.spawned', actor: address, actorType: def.type, parent: parent?.address, machine: machine.toJSON?.() });
+    }
+    cell.start();
+    if (def.kind === 'supervisor') this.startChildren(cell);
+    return cell;
+  }
+
+  private startChildren(cell: ActorCell): void {
+    if (cell.def.kind !== 'supervisor') return;
+    for (const spec of cell.def.children) {
+      this.startCell(spec.def, spec.name, cell, spec.input, resolvePolicy(spec.supervision));
+    }
+  }
+
+  stop(ref: RefLike): void {
+    const cell = this.registry.get(addressOf(ref));
+    if (cell) this.stopCell(cell, 'stopped');
+  }
+
+  private stopCell(cell: ActorCell, reason: string): void {
+    if (cell.status === 'stopped') return;
+    for (const child of [...cell.children.values()].reverse()) this.stopCell(child, 'parent-stopped');
+    const left = cell.halt();
+    this.registry.delete(cell.address);
+    for (const message of left.user) this.dropOnStop(cell, message);
+    for (const watcher of cell.watchers) this.sendTerminated(watcher, cell.address, reason);
+    cell.watchers.clear();
+    const parent = cell.parent ?? this.root;
+    if (parent.children.get(cell.name) === cell) parent.children.delete(cell.name);
+    if (parent.status === 'running') parent.enqueueSystem({ kind: 'event', event: { type: 'ChildStopped', child: cell.name } });
+    cell.logger.debug({ reason }, 'actor stopped');
+    if (this.inspect) this.emit({ kind: 'actor.stopped', actor: cell.address, reason });
+  }
+
+  /** A user message left in a stopped actor's mailbox: dead letter, and fail it if it was an ask. */
+  private dropOnStop(cell: ActorCell, message: UserItem): void {
+    this.deadLetters.record({ reason: DeadLetterReason.ActorStopped, target: cell.address, messageType: message.type });
+    const origin = (message as { origin?: Origin }).origin;
+    if (origin?.correlationId) this.failAsk(origin, new ActorStoppedError(cell.address), cell.address);
+  }
+
+  private applyDirective(supervisor: ActorCell, d: DirectiveEffect): void {
+    const level = d.directive === 'restart' || d.directive === 'resume' ? 'info' : 'warn';
+    supervisor.logger[level]({ directive: d.directive, child: d.child, children: d.children, delayMs: d.delayMs, reason: d.reason },
+      `supervisor ${supervisor === this.root ? '(root)' : supervisor.address}: ${d.directive} ${d.children.join(', ')} — ${d.reason}`);
+    if (this.inspect) {
+      this.emit({ kind: 'supervision.directive', supervisor: supervisor.address, child: d.child, directive: d.directive, reason: d.reason, delayMs: d.delayMs });
+    }
+    const cells = d.children.map((n) => supervisor.children.get(n)).filter((c): c is ActorCell => c !== undefined);
+    switch (d.directive) {
+      case 'restart':
+        for (const c of cells) this.restartCell(c, this.jitter(d.delayMs, c.policy.backoff.jitter));
+        return;
+      case 'resume':
+        for (const c of cells) c.resume();
+        return;
+      case 'stop':
+        for (const c of cells) this.stopCell(c, 'failed');
+        return;
+      case 'escalate':
+        if (supervisor === this.root) {
+          for (const c of cells) this.stopCell(c, 'failed');
+          return;
+        }
+        // OTP: the supervisor itself fails, and its own supervisor decides (its children go with it).
+        supervisor.status = 'suspended';
+        this.onFailure(supervisor, new Error(`child ${d.child} escalated: ${d.reason} (${d.error})`));
+        return;
+    }
+  }
+
+  private jitter(delayMs: number, jitter: number): number {
+    return jitter > 0 && delayMs > 0 ? Math.round(delayMs * (1 - jitter * this.opts.rng.next())) : delayMs;
+  }
+
+  private restartCell(cell: ActorCell, delayMs: number): void {
+    if (cell.def.kind === 'supervisor') {
+      for (const child of [...cell.children.values()].reverse()) this.stopCell(child, 'parent-restarting');
+      cell.restart(delayMs, () => this.startChildren(cell));
+    } else {
+      cell.restart(delayMs);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Refs and delivery
+
+  ref<M extends MessageObject = MessageObject>(address: string): ActorRef<M> {
+    const { node } = parseAddress(address);
+    return this.refFor(address as Address, node === this.node ? this.registry.get(address) : undefined) as unknown as ActorRef<M>;
+  }
+
+  private refFor(address: Address, cell: ActorCell | undefined): RefImpl {
+    const local = address.startsWith(`${this.node}/`);
+    const ref = new RefImpl(address, this, local);
+    ref.cell = cell;
+    return ref;
+  }
+
+  /** Fast path of `ref.send`: a cached cell for local refs. */
+  tellFromRef(ref: RefImpl, message: MessageObject): void {
+    if (ref.local) {
+      let cell = ref.cell;
+      if (cell === undefined || cell.status === 'stopped') {
+        cell = this.registry.get(ref.address);
+        ref.cell = cell;
+      }
+      if (cell !== undefined && this.inspect === undefined && !this.shutdownPromise) {
+        this.enqueueLocal(cell, message, message);
+        return;
+      }
+    }
+    this.deliver(ref, message);
+  }
+
+  deliver(to: RefLike, message: MessageObject, sender?: Address): void {
+    const address = addressOf(to);
+    if (this.inspect) this.emit({ kind: 'message.sent', from: sender, to: address, messageType: message.type, ask: false });
+    if (this.shutdownPromise) {
+      this.deadLetters.record({ reason: DeadLetterReason.Shutdown, target: address, sender, messageType: message.type });
+      return;
+    }
+    if (address.startsWith(this.node) && address.charCodeAt(this.node.length) === 47 /* '/' */) {
+      const cell = this.registry.get(address);
+      if (!cell) {
+        this.deadLetters.record({ reason: DeadLetterReason.NoActor, target: address, sender, messageType: message.type });
+        return;
+      }
+      this.enqueueLocal(cell, message, sender ? ({ ...message, origin: { sender } } as UserItem) : message);
+      return;
+    }
+    this.sendRemote(address, message, sender, EnvelopeKind.User);
+  }
+
+  private enqueueLocal(cell: ActorCell, message: MessageObject, item: UserItem): boolean {
+    if (!cell.def.accepts.has(message.type)) {
+      this.deadLetters.record({ reason: DeadLetterReason.UnknownType, target: cell.address, messageType: message.type });
+      return false;
+    }
+    if (!cell.enqueueUser(item)) {
+      this.deadLetters.record({ reason: cell.status === 'stopped' ? DeadLetterReason.ActorStopped : DeadLetterReason.MailboxFull, target: cell.address, messageType: message.type });
+      return false;
+    }
+    return true;
+  }
+
+  private subjectOf(address: string): string {
+    let s = this.subjects.get(address);
+    if (s === undefined) {
+      s = actorSubject(this.cluster, address);
+      if (this.subjects.size > 10_000) this.subjects.clear();
+      this.subjects.set(address, s);
+    }
+    return s;
+  }
+
+  /** Encode and publish; every failure becomes a dead letter. */
+  private sendRemote(address: string, message: MessageObject, sender: string | undefined, kind: EnvelopeKind): void {
+    let subject: string | undefined;
+    try {
+      subject = this.subjectOf(address);
+      const { typeName, bytes } = this.codec.encodeMessage(message);
+      const data = this.codec.encodeEnvelope({
+        kind, target: address, sender: sender ?? '', messageType: typeName, correlationId: '', replyTo: '', payload: bytes,
+      });
+      this.transport.publish(subject, data);
+    } catch (err) {
+      this.deadLetters.record({ reason: reasonOf(err), target: address, sender, messageType: message.type, subject, error: describe(err) });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Ask
+
+  ask<R extends MessageObject = MessageObject>(to: RefLike, message: MessageObject, options: AskOptions = {}): Promise<R> {
+    const address = addressOf(to);
+    const timeoutMs = options.timeoutMs ?? this.opts.askTimeoutMs;
+    const sender = options.sender ? addressOf(options.sender) : undefined;
+    if (this.shutdownPromise) return Promise.reject(new SystemShutdownError(this.node));
+    if (options.signal?.aborted) return Promise.reject(new AbortedError(`ask to ${address}`, options.signal.reason));
+    let node: string;
+    try {
+      node = parseAddress(address).node;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.inspect) this.emit({ kind: 'message.sent', from: sender, to: address, messageType: message.type, ask: true });
+    if (node === this.node) return this.askLocal(address, message, timeoutMs, sender, options.signal) as Promise<R>;
+    return this.askRemote(address, message, timeoutMs, sender, options.signal) as Promise<R>;
+  }
+
+  private askLocal(address: string, message: MessageObject, timeoutMs: number, sender: Address | undefined, signal?: AbortSignal): Promise<MessageObject> {
+    const cell = this.registry.get(address);
+    if (!cell) {
+      this.deadLetters.record({ reason: DeadLetterReason.NoActor, target: address, sender, messageType: message.type });
+      return Promise.reject(new NoRespondersError(address, 'no actor at that address'));
+    }
+    if (!cell.def.accepts.has(message.type)) {
+      this.deadLetters.record({ reason: DeadLetterReason.UnknownType, target: address, sender, messageType: message.type });
+      return Promise.reject(new UnknownMessageTypeError(message.type, address));
+    }
+    const correlationId = `${this.node}-${++this.seq}`;
+    return new Promise<MessageObject>((resolve, reject) => {
+      const entry: PendingAsk = {
+        resolve, reject,
+        timer: this.clock.setTimeout(() => {
+          this.settle(correlationId)?.reject(new AskTimeoutError(address, timeoutMs, message.type));
+        }, timeoutMs),
+      };
+      if (signal) {
+        const onAbort = (): void => this.settle(correlationId)?.reject(new AbortedError(`ask to ${address}`, signal.reason));
+        signal.addEventListener('abort', onAbort, { once: true });
+        entry.cleanup = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.pending.set(correlationId, entry);
+      const origin: Origin = sender ? { sender, correlationId, replyTo: '' } : { correlationId, replyTo: '' };
+      if (!cell.enqueueUser({ ...message, origin } as UserItem)) {
+        const stopped = cell.status === 'stopped';
+        this.deadLetters.record({ reason: stopped ? DeadLetterReason.ActorStopped : DeadLetterReason.MailboxFull, target: address, sender, messageType: message.type });
+        this.settle(correlationId)?.reject(stopped ? new ActorStoppedError(address) : new MailboxFullError(address, cell.mailbox.capacity));
+      }
+    });
+  }
+
+  /** Remove a pending ask and its timer; returns it if it was still pending. */
+  private settle(correlationId: string): PendingAsk | undefined {
+    const entry = this.pending.get(correlationId);
+    if (!entry) return undefined;
+    this.pending.delete(correlationId);
+    this.clock.clearTimeout(entry.timer);
+    entry.cleanup?.();
+    return entry;
+  }
+
+  private async askRemote(address: string, message: MessageObject, timeoutMs: number, sender: Address | undefined, signal?: AbortSignal): Promise<MessageObject> {
+    const subject = this.subjectOf(address);
+    const { typeName, bytes } = this.codec.encodeMessage(message);
+    const data = this.codec.encodeEnvelope({
+      kind: EnvelopeKind.User, target: address, sender: sender ?? '', messageType: typeName,
+      correlationId: `${this.node}-${++this.seq}`, replyTo: '', payload: bytes,
+    });
+    let reply: TransportMsg;
+    try {
+      reply = await this.transport.request(subject, data, { timeoutMs, ...(signal ? { signal } : {}) });
+    } catch (err) {
+      if (err instanceof TransportTimeoutError) throw new AskTimeoutError(address, timeoutMs, message.type);
+      if (err instanceof NoRespondersError) throw new NoRespondersError(address, `node ${parseAddress(address).node} is not reachable`);
+      throw err;
+    }
+    const env = this.codec.decodeEnvelope(reply.data, reply.subject);
+    if (env.kind === EnvelopeKind.Reply) return this.codec.decodeMessage(env.messageType, env.payload, reply.subject);
+    if (env.kind === EnvelopeKind.Error) throw errorFromReply(this.codec.decodeMessage(env.messageType, env.payload, reply.subject), address);
+    throw new DecodeError(reply.subject, `expected a reply envelope, got kind ${env.kind}`);
+  }
+
+  private replyToOrigin(origin: Origin | undefined, message: MessageObject, sender: Address): void {
+    if (!origin?.correlationId) {
+      this.deadLetters.record({ reason: DeadLetterReason.NoAsk, sender, messageType: message.type, error: 'reply to a message that was not an ask' });
+      return;
+    }
+    if (origin.replyTo) {
+      try {
+        const { typeName, bytes } = this.codec.encodeMessage(message);
+        this.transport.publish(origin.replyTo, this.codec.encodeEnvelope({
+          kind: EnvelopeKind.Reply, target: origin.sender ?? '', sender, messageType: typeName,
+          correlationId: origin.correlationId, replyTo: '', payload: bytes,
+        }));
+      } catch (err) {
+        this.deadLetters.record({ reason: reasonOf(err), target: origin.sender, sender, messageType: message.type, error: describe(err) });
+      }
+      return;
+    }
+    const entry = this.settle(origin.correlationId);
+    if (entry) entry.resolve(message);
+    else this.deadLetters.record({ reason: DeadLetterReason.NoAsk, target: origin.sender, sender, messageType: message.type, error: 'the ask already timed out or was aborted' });
+  }
+
+  /** Fail an ask identified by its origin (local pending, or an error reply to a remote asker). */
+  private failAsk(origin: Origin, error: TroupeError, sender: string): void {
+    if (origin.replyTo) this.publishError(origin.replyTo, error, origin.correlationId ?? '', sender);
+    else if (origin.correlationId) this.settle(origin.correlationId)?.reject(error);
+  }
+
+  private publishError(replyTo: string, error: TroupeError, correlationId: string, sender: string): void {
+    try {
+      const { typeName, bytes } = this.codec.encodeMessage(errorReplyOf(error));
+      this.transport.publish(replyTo, this.codec.encodeEnvelope({
+        kind: EnvelopeKind.Error, target: '', sender, messageType: typeName, correlationId, replyTo: '', payload: bytes,
+      }));
+    } catch (err) {
+      this.logger.warn({ err }, 'could not send an error reply');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inbound
+
+  private onInbound(msg: TransportMsg): void {
+    let env: WireEnvelope;
+    try {
+      env = this.codec.decodeEnvelope(msg.data, msg.subject);
+    } catch (err) {
+      this.deadLetters.record({ reason: reasonOf(err), subject: msg.subject, error: describe(err) });
+      if (msg.reply && err instanceof TroupeError) this.publishError(msg.reply, err, '', this.systemAddress);
+      return;
+    }
+    let message: MessageObject;
+    try {
+      message = this.codec.decodeMessage(env.messageType, env.payload, msg.subject);
+    } catch (err) {
+      this.deadLetters.record({ reason: reasonOf(err), target: env.target, sender: env.sender || undefined, messageType: env.messageType, subject: msg.subject, error: describe(err) });
+      if (msg.reply && err instanceof TroupeError) this.publishError(msg.reply, err, env.correlationId, this.systemAddress);
+      return;
+    }
+    if (env.kind === EnvelopeKind.System) {
+      this.onSystemMessage(env, message, msg);
+      return;
+    }
+    if (env.kind !== EnvelopeKind.User) {
+      this.deadLetters.record({ reason: DeadLetterReason.NoAsk, target: env.target, messageType: message.type, subject: msg.subject, error: 'reply envelope on an actor subject' });
+      return;
+    }
+    const sender = (env.sender || undefined) as Address | undefined;
+    const cell = this.registry.get(env.target);
+    if (!cell || !env.target.startsWith(`${this.node}/`)) {
+      this.deadLetters.record({ reason: DeadLetterReason.NoActor, target: env.target, sender, messageType: message.type });
+      if (msg.reply) this.publishError(msg.reply, new NoRespondersError(env.target, 'no actor at that address'), env.correlationId, this.systemAddress);
+      return;
+    }
+    if (msg.reply) {
+      (message as { origin?: Origin }).origin = { ...(sender ? { sender } : {}), correlationId: env.correlationId || msg.reply, replyTo: msg.reply };
+    } else if (sender) {
+      (message as { origin?: Origin }).origin = { sender };
+    }
+    if (!this.enqueueLocal(cell, message, message) && msg.reply) {
+      const err = !cell.def.accepts.has(message.type)
+        ? new UnknownMessageTypeError(message.type, env.target)
+        : cell.status === 'stopped' ? new ActorStoppedError(env.target) : new MailboxFullError(env.target, cell.mailbox.capacity);
+      this.publishError(msg.reply, err, env.correlationId, this.systemAddress);
+    }
+  }
+
+  private onSystemMessage(env: WireEnvelope, message: MessageObject, msg: TransportMsg): void {
+    const m = message as unknown as Record<string, string> & { type: string };
+    switch (m.type) {
+      case 'Heartbeat':
+        if (msg.reply) {
+          const { typeName, bytes } = this.codec.encodeMessage({ type: 'Heartbeat', node: this.node } as MessageObject);
+          msg.respond(this.codec.encodeEnvelope({ kind: EnvelopeKind.Reply, target: '', sender: this.systemAddress, messageType: typeName, correlationId: env.correlationId, replyTo: '', payload: bytes }));
+        }
+        return;
+      case 'Watch': {
+        const target = this.registry.get(m['target']!);
+        if (target) target.watchers.add(m['watcher']!);
+        else this.sendTerminated(m['watcher']!, m['target']!, 'not-found');
+        return;
+      }
+      case 'Unwatch':
+        this.registry.get(m['target']!)?.watchers.delete(m['watcher']!);
+        return;
+      case 'Terminated':
+        this.forgetRemoteWatch(m['actor']!, env.target);
+        this.deliverTerminated(env.target, { type: 'Terminated', actor: m['actor']!, reason: m['reason']! });
+        return;
+      default:
+        this.deadLetters.record({ reason: DeadLetterReason.UnknownType, target: env.target, messageType: m.type, subject: msg.subject });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Death watch
+
+  watch(target: RefLike, watcher?: RefLike): Promise<TerminatedEvent> {
+    const targetAddress = addressOf(target);
+    const { node } = parseAddress(targetAddress);
+    return new Promise<TerminatedEvent>((resolve) => {
+      const watchers: string[] = [];
+      if (watcher !== undefined) watchers.push(addressOf(watcher));
+      const external = `${this.node}/_watch-${++this.seq}`;
+      this.externalWatchers.set(external, resolve);
+      watchers.push(external);
+      for (const w of watchers) {
+        if (node === this.node) {
+          const cell = this.registry.get(targetAddress);
+          if (cell) cell.watchers.add(w);
+          else this.sendTerminated(w, targetAddress, 'not-found');
+        } else {
+          this.sendSystem(node, { type: 'Watch', watcher: w, target: targetAddress });
+          this.rememberRemoteWatch(node, w, targetAddress);
+        }
+      }
+    });
+  }
+
+  private unwatch(target: RefLike, watcher: Address): void {
+    const targetAddress = addressOf(target);
+    const { node } = parseAddress(targetAddress);
+    if (node === this.node) this.registry.get(targetAddress)?.watchers.delete(watcher);
+    else {
+      this.sendSystem(node, { type: 'Unwatch', watcher, target: targetAddress });
+      this.forgetRemoteWatch(targetAddress, watcher);
+    }
+  }
+
+  private sendSystem(node: string, message: { type: string } & Record<string, string>): void {
+    try {
+      const { typeName, bytes } = this.codec.encodeMessage(message);
+      this.transport.publish(systemSubject(this.cluster, node), this.codec.encodeEnvelope({
+        kind: EnvelopeKind.System, target: `${node}/${SYSTEM_PATH}`, sender: this.systemAddress, messageType: typeName, correlationId: '', replyTo: '', payload: bytes,
+      }));
+    } catch (err) {
+      this.deadLetters.record({ reason: reasonOf(err), target: `${node}/${SYSTEM_PATH}`, messageType: message.type, error: describe(err) });
+    }
+  }
+
+  private sendTerminated(watcher: string, actor: string, reason: string): void {
+    const slash = watcher.indexOf('/');
+    const node = watcher.slice(0, slash);
+    if (node === this.node) {
+      this.deliverTerminated(watcher, { type: 'Terminated', actor, reason });
+      return;
+    }
+    try {
+      const { typeName, bytes } = this.codec.encodeMessage({ type: 'Terminated', actor, reason } as MessageObject);
+      this.transport.publish(this.subjectOf(watcher), this.codec.encodeEnvelope({
+        kind: EnvelopeKind.System, target: watcher, sender: this.systemAddress, messageType: typeName, correlationId: '', replyTo: '', payload: bytes,
+      }));
+    } catch (err) {
+      this.deadLetters.record({ reason: reasonOf(err), target: watcher, messageType: 'Terminated', error: describe(err) });
+    }
+  }
+
+  private deliverTerminated(watcher: string, event: TerminatedEvent): void {
+    const external = this.externalWatchers.get(watcher);
+    if (external) {
+      this.externalWatchers.delete(watcher);
+      external(event);
+      return;
+    }
+    const cell = this.registry.get(watcher);
+    if (cell) cell.enqueueSystem({ kind: 'event', event });
+    else this.deadLetters.record({ reason: DeadLetterReason.NoActor, target: watcher, messageType: 'Terminated' });
+  }
+
+  private rememberRemoteWatch(node: string, watcher: string, target: string): void {
+    let w = this.remoteWatches.get(node);
+    if (!w) {
+      w = { pairs: new Set(), missed: 0, timer: undefined };
+      this.remoteWatches.set(node, w);
+      this.scheduleHeartbeat(node, w);
+    }
+    w.pairs.add(`${watcher}|${target}`);
+  }
+
+  private forgetRemoteWatch(target: string, watcher: string): void {
+    const node = target.slice(0, target.indexOf('/'));
+    const w = this.remoteWatches.get(node);
+    if (!w) return;
+    w.pairs.delete(`${watcher}|${target}`);
+    if (w.pairs.size === 0) {
+      this.clock.clearTimeout(w.timer);
+      this.remoteWatches.delete(node);
+    }
+  }
+
+  private scheduleHeartbeat(node: string, w: RemoteNodeWatch): void {
+    w.timer = this.clock.setTimeout(() => void this.heartbeat(node, w), this.opts.heartbeatIntervalMs);
+  }
+
+  private async heartbeat(node: string, w: RemoteNodeWatch): Promise<void> {
+    if (this.remoteWatches.get(node) !== w || this.shutdownPromise) return;
+    let unreachable = false;
+    try {
+      const { typeName, bytes } = this.codec.encodeMessage({ type: 'Heartbeat', node: this.node } as MessageObject);
+      await this.transport.request(systemSubject(this.cluster, node), this.codec.encodeEnvelope({
+        kind: EnvelopeKind.System, target: `${node}/${SYSTEM_PATH}`, sender: this.systemAddress, messageType: typeName, correlationId: '', replyTo: '', payload: bytes,
+      }), { timeoutMs: this.opts.heartbeatTimeoutMs });
+      w.missed = 0;
+    } catch (err) {
+      if (err instanceof NoRespondersError) unreachable = true;
+      else if (++w.missed >= this.opts.missedHeartbeats) unreachable = true;
+      this.logger.debug({ err, node, missed: w.missed }, 'heartbeat failed');
+    }
+    if (this.remoteWatches.get(node) !== w || this.shutdownPromise) return;
+    if (!unreachable) {
+      this.scheduleHeartbeat(node, w);
+      return;
+    }
+    this.remoteWatches.delete(node);
+    this.logger.warn({ node }, `node ${node} is unreachable; its watched actors count as terminated`);
+    for (const pair of w.pairs) {
+      const [watcher, target] = pair.split('|') as [string, string];
+      this.deliverTerminated(watcher, { type: 'Terminated', actor: target, reason: 'node-unreachable' });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Misc
+
+  private emit(ev: InspectionPayload): void {
+    const sink = this.inspect;
+    if (!sink) return;
+    try {
+      sink({ v: 1, at: this.clock.now(), node: this.node, ...ev } as InspectionEvent);
+    } catch (err) {
+      this.logger.warn({ err }, 'inspection sink threw');
+    }
+  }
+
+  ready(): Promise<void> {
+    return this.transport.flush();
+  }
+
+  snapshotOf(ref: RefLike): { value: unknown; context: unknown; status: string } | undefined {
+    const cell = this.registry.get(addressOf(ref));
+    if (!cell) return undefined;
+    const s = cell.snapshot() as { value: unknown; context: unknown; status: string };
+    return { value: s.value, context: s.context, status: s.status };
+  }
+
+  actors(): Address[] {
+    return [...this.registry.keys()] as Address[];
+  }
+
+  shutdown(): Promise<void> {
+    this.shutdownPromise ??= this.doShutdown();
+    return this.shutdownPromise;
+  }
+
+  private async doShutdown(): Promise<void> {
+    for (const cell of [...this.root.children.values()].reverse()) this.stopCell(cell, 'stopped');
+    this.root.halt();
+    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(new SystemShutdownError(this.node));
+    for (const w of this.remoteWatches.values()) this.clock.clearTimeout(w.timer);
+    this.remoteWatches.clear();
+    this.subscription.unsubscribe();
+    this.offTransportEvents();
+    try {
+      await this.transport.close();
+    } catch (err) {
+      this.logger.warn({ err }, 'error while closing the transport');
+    }
+    this.logger.debug('actor system shut down');
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+}
+
+function reasonOf(err: unknown): DeadLetterReason {
+  if (err instanceof InvalidNameError) return DeadLetterReason.InvalidAddress;
+  if (err instanceof PayloadTooLargeError) return DeadLetterReason.Oversize;
+  if (err instanceof UnknownMessageTypeError) return DeadLetterReason.UnknownType;
+  if (err instanceof DecodeError) return DeadLetterReason.Decode;
+  if (err instanceof TransportClosedError) return DeadLetterReason.Transport;
+  if (err instanceof TypeError) return DeadLetterReason.Encode;
+  return DeadLetterReason.Transport;
+}
+
+function errorReplyOf(error: TroupeError): MessageObject {
+  const fields: Record<string, string> = {};
+  for (const [k, v] of Object.entries(error.fields())) if (v !== undefined) fields[k] = String(v);
+  return { type: 'ErrorReply', code: error.code, message: error.message, retryable: error.retryable, fields } as MessageObject;
+}
+
+function errorFromReply(reply: MessageObject, address: string): TroupeError {
+  const r = reply as unknown as { code: string; message: string; retryable: boolean; fields: Record<string, string> };
+  switch (r.code) {
+    case ErrorCode.NoResponders: return new NoRespondersError(address, r.fields['reason'] ?? 'no actor at that address');
+    case ErrorCode.MailboxFull: return new MailboxFullError(address, Number(r.fields['capacity'] ?? 0));
+    case ErrorCode.UnknownMessageType: return new UnknownMessageTypeError(r.fields['messageType'] ?? '?', address);
+    case ErrorCode.ActorStopped: return new ActorStoppedError(address);
+    case ErrorCode.PayloadTooLarge: return new PayloadTooLargeError(Number(r.fields['sizeBytes'] ?? 0), Number(r.fields['maxBytes'] ?? 0), address);
+    case ErrorCode.Decode: return new DecodeError(r.fields['subject'] ?? address, r.fields['reason'] ?? r.message);
+    default: return new RemoteError(r.code, r.message, r.retryable);
+  }
+}
+
+/**
+ * Create an actor system: one node of a cluster.
+ * @example
+ * await using system = createSystem({ cluster: 'demo', node: 'n1' });          // embedded bus
+ * await using remote = createSystem({ node: 'n2', transport: await connectNats({ servers: url }) });
+ */
+export function createSystem(options: SystemOptions = {}): ActorSystem {
+  return new SystemImpl(options);
+}

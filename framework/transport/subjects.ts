@@ -1,0 +1,79 @@
+/**
+ * Address ↔ subject mapping, and name validation. The only place subjects are built.
+ *
+ * An actor's address is `node/path` where path is one or more `/`-separated names
+ * (`n1/orders/worker-3`). Its subject is `troupe.<cluster>.<node>.<path tokens>`. A node holds one
+ * wildcard subscription `troupe.<cluster>.<node>.>` for all its actors; `_sys` is the node's own
+ * endpoint (heartbeats, death watch).
+ */
+import { InvalidNameError } from '../errors.ts';
+
+/** First token of every troupe subject. */
+export const SUBJECT_ROOT = 'troupe';
+/** Path of a node's own system endpoint; user names cannot start with `_`. */
+export const SYSTEM_PATH = '_sys';
+
+const TOKEN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+/** Longest allowed name (cluster, node or path segment). */
+export const MAX_NAME_LENGTH = 64;
+
+/** Throws `InvalidNameError` unless `value` can be a subject token. `what` names it in the message. */
+export function validateName(value: string, what: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw new InvalidNameError(String(value), `${what} must be a non-empty string`);
+  if (value.length > MAX_NAME_LENGTH) throw new InvalidNameError(value, `${what} is longer than ${MAX_NAME_LENGTH} characters`);
+  if (!TOKEN.test(value)) {
+    throw new InvalidNameError(
+      value,
+      `${what} may use only letters, digits, '-' and '_' and must start with a letter or digit (no '.', '*', '>', '/', spaces)`,
+    );
+  }
+  return value;
+}
+
+/** A parsed actor address. */
+export interface ParsedAddress {
+  readonly node: string;
+  /** Path segments below the node, at least one. */
+  readonly path: readonly string[];
+}
+
+/** Parse and validate `node/seg/…`. The system path `_sys` is accepted only when `allowSystem`. */
+export function parseAddress(address: string, allowSystem = false): ParsedAddress {
+  if (typeof address !== 'string') throw new InvalidNameError(String(address), 'an address must be a string "node/name"');
+  const parts = address.split('/');
+  if (parts.length < 2) throw new InvalidNameError(address, 'an address is "node/name" (node, then one or more actor names)');
+  const [node, ...path] = parts as [string, ...string[]];
+  validateName(node, 'node name');
+  path.forEach((seg, i) => {
+    if (allowSystem && i === 0 && seg === SYSTEM_PATH && path.length === 1) return;
+    validateName(seg, 'actor name');
+  });
+  return { node, path };
+}
+
+export function formatAddress(node: string, path: readonly string[]): string {
+  return `${node}/${path.join('/')}`;
+}
+
+/** Subject of the actor at `address` (validated). */
+export function actorSubject(cluster: string, address: string): string {
+  const { node, path } = parseAddress(address, true);
+  return `${SUBJECT_ROOT}.${cluster}.${node}.${path.join('.')}`;
+}
+
+/** The one wildcard subject a node subscribes to. */
+export function nodeSubject(cluster: string, node: string): string {
+  return `${SUBJECT_ROOT}.${cluster}.${node}.>`;
+}
+
+/** Subject of a node's system endpoint. */
+export function systemSubject(cluster: string, node: string): string {
+  return `${SUBJECT_ROOT}.${cluster}.${node}.${SYSTEM_PATH}`;
+}
+
+/** The address a subject on `cluster` names, or undefined when it is not a troupe actor subject. */
+export function addressOfSubject(cluster: string, subject: string): string | undefined {
+  const tokens = subject.split('.');
+  if (tokens.length < 4 || tokens[0] !== SUBJECT_ROOT || tokens[1] !== cluster) return undefined;
+  return `${tokens[2]}/${tokens.slice(3).join('/')}`;
+}
