@@ -202,7 +202,8 @@ export interface CellHost {
   readonly throughput: number;
   machineFor(def: AnyDefinition): AnyStateMachine;
   onEffect(cell: ActorCell, effect: Effect): void;
-  onFailure(cell: ActorCell, error: unknown): void;
+  /** `event` is the message being handled when the failure happened, if any. */
+  onFailure(cell: ActorCell, error: unknown, event: unknown): void;
   onDone(cell: ActorCell): void;
   onUserMessageDropped(cell: ActorCell, message: UserItem, reason: string): void;
   /** Run `fn` after pending I/O (a macrotask); used when a mailbox has more than one turn of work. */
@@ -219,6 +220,7 @@ export class ActorCell {
   actor!: AnyActor;
   private scheduled = false;
   private lastGood: unknown;
+  private current: unknown;
   private log: Logger | undefined;
   private readonly runTurn = (): void => this.turn();
   /** Restarts of this cell so far (for logs and tests). */
@@ -331,14 +333,16 @@ export class ActorCell {
   private send(event: { type: string }): void {
     const actor = this.actor;
     this.lastGood = actor.getSnapshot();
+    this.current = event;
     actor.send(event);
+    this.current = undefined;
   }
 
   /** Failure: suspend, keep the mailbox, tell the parent (via the host). */
   private fail(error: unknown): void {
     if (this.status !== 'running') return;
     this.status = 'suspended';
-    this.host.onFailure(this, error);
+    this.host.onFailure(this, error, this.current);
   }
 
   /** Replace the actor with a fresh one, after `delayMs` (the mailbox is kept). */

@@ -31,12 +31,7 @@ export interface ManualClock extends Clock {
 export function realClock(): Clock {
   return {
     now: () => Date.now(), // real clock
-    setTimeout: (fn, delayMs) => {
-      const t = setTimeout(fn, delayMs); // real clock
-      // Timers must not keep a finished process alive; shutdown() cancels the ones that matter.
-      t.unref?.();
-      return t;
-    },
+    setTimeout: (fn, delayMs) => setTimeout(fn, delayMs), // real clock
     clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout), // real clock
   };
 }

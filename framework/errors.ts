@@ -19,6 +19,7 @@ export const ErrorCode = {
   Connection: 'CONNECTION',
   SystemShutdown: 'SYSTEM_SHUTDOWN',
   ActorStopped: 'ACTOR_STOPPED',
+  ActorFailed: 'ACTOR_FAILED',
   Remote: 'REMOTE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -178,6 +179,16 @@ export class ActorStoppedError extends TroupeError {
   override fields() { return { address: this.address }; }
 }
 
+/** The asked actor failed while handling the ask (its supervisor decides what happens to it). */
+export class ActorFailedError extends TroupeError {
+  readonly code = ErrorCode.ActorFailed;
+  readonly retryable = true;
+  constructor(readonly address: string, readonly reason: string) {
+    super(`actor ${address} failed while handling the ask: ${reason}`);
+  }
+  override fields() { return { address: this.address, reason: this.reason }; }
+}
+
 /** An error reported by a remote node that has no local class (forward compatibility). */
 export class RemoteError extends TroupeError {
   readonly code = ErrorCode.Remote;
@@ -203,6 +214,7 @@ export const isTransportClosedError = (e: unknown): e is TransportClosedError =>
 export const isTransportTimeoutError = (e: unknown): e is TransportTimeoutError => e instanceof TransportTimeoutError;
 export const isConnectionError = (e: unknown): e is ConnectionError => e instanceof ConnectionError;
 export const isSystemShutdownError = (e: unknown): e is SystemShutdownError => e instanceof SystemShutdownError;
+export const isActorFailedError = (e: unknown): e is ActorFailedError => e instanceof ActorFailedError;
 export const isActorStoppedError = (e: unknown): e is ActorStoppedError => e instanceof ActorStoppedError;
 
 /** True when `e` says the call may be retried (troupe errors carry the flag; others are not). */

@@ -11,7 +11,7 @@ import type { MessageObject } from './codec/messages.ts';
 import type { Clock } from './clock.ts';
 import { createDeadLetterOffice, DeadLetterReason, type DeadLetters } from './dead-letters.ts';
 import {
-  AbortedError, ActorStoppedError, AskTimeoutError, DecodeError, ErrorCode, InvalidNameError, MailboxFullError, NameTakenError, NoRespondersError,
+  AbortedError, ActorFailedError, ActorStoppedError, AskTimeoutError, DecodeError, ErrorCode, InvalidNameError, MailboxFullError, NameTakenError, NoRespondersError,
   PayloadTooLargeError, RemoteError, SystemShutdownError, TransportClosedError, TransportTimeoutError, TroupeError,
   UnknownMessageTypeError,
 } from './errors.ts';
@@ -20,7 +20,7 @@ import type { Logger } from './log.ts';
 import { resolveOptions, type ResolvedOptions, type SystemOptions } from './options.ts';
 import { addressOf, type ActorRef, type Address, type Origin, type RefLike } from './ref.ts';
 import { resolvePolicy, type SupervisionOptions } from './supervision.ts';
-import type { DirectiveEffect } from './supervisor.ts';
+import { supervisorMachine, type DirectiveEffect } from './supervisor.ts';
 import { createMemoryBus } from './transport/memory.ts';
 import { actorSubject, nodeSubject, parseAddress, SYSTEM_PATH, systemSubject, validateName } from './transport/subjects.ts';
 import type { Subscription, Transport, TransportMsg } from './transport/transport.ts';
@@ -155,7 +155,7 @@ class SystemImpl implements ActorSystem, CellHost {
     // The root guardian: supervises top-level actors, one-for-one, each with its own policy.
     this.root = new ActorCell(this, this.systemAddress as Address, SYSTEM_PATH, {
       kind: 'supervisor', type: 'root', strategy: 'one-for-one', children: [],
-      machine: undefined as never, messages: [], accepts: new Set(),
+      machine: supervisorMachine, messages: [], accepts: new Set(),
     }, undefined, { strategy: 'one-for-one' }, o.supervision, 1);
     this.root.start();
     this.subscription = this.transport.subscribe(nodeSubject(o.cluster, o.node), (msg) => this.onInbound(msg));
@@ -171,7 +171,7 @@ class SystemImpl implements ActorSystem, CellHost {
   // CellHost
 
   machineFor(def: AnyDefinition): AnyStateMachine {
-    const machine = def.machine ?? (this.root.def.machine as AnyStateMachine);
+    const machine = def.machine as AnyStateMachine;
     let provided = this.machines.get(machine);
     if (!provided) {
       const askActor = fromPromise<MessageObject, AskInput>(({ input, self, signal }) => {
@@ -204,8 +204,10 @@ class SystemImpl implements ActorSystem, CellHost {
     }
   }
 
-  onFailure(cell: ActorCell, error: unknown): void {
+  onFailure(cell: ActorCell, error: unknown, event?: unknown): void {
     cell.logger.error({ err: error }, `actor ${cell.address} failed: ${describe(error)}`);
+    const origin = (event as { origin?: Origin } | undefined)?.origin;
+    if (origin?.correlationId) this.failAsk(origin, new ActorFailedError(cell.address, describe(error)), cell.address);
     this.emit({ kind: 'actor.failed', actor: cell.address, error: describe(error) });
     const parent = cell.parent ?? this.root;
     parent.enqueueSystem({ kind: 'event', event: { type: 'ChildFailed', child: cell.name, error, nowMs: this.clock.now() } });
@@ -814,6 +816,7 @@ function errorFromReply(reply: MessageObject, address: string): TroupeError {
     case ErrorCode.MailboxFull: return new MailboxFullError(address, Number(r.fields['capacity'] ?? 0));
     case ErrorCode.UnknownMessageType: return new UnknownMessageTypeError(r.fields['messageType'] ?? '?', address);
     case ErrorCode.ActorStopped: return new ActorStoppedError(address);
+    case ErrorCode.ActorFailed: return new ActorFailedError(address, r.fields['reason'] ?? r.message);
     case ErrorCode.PayloadTooLarge: return new PayloadTooLargeError(Number(r.fields['sizeBytes'] ?? 0), Number(r.fields['maxBytes'] ?? 0), address);
     case ErrorCode.Decode: return new DecodeError(r.fields['subject'] ?? address, r.fields['reason'] ?? r.message);
     default: return new RemoteError(r.code, r.message, r.retryable);
