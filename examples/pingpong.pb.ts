@@ -2,23 +2,23 @@
 import { defineMessages } from '../framework/codec/messages.ts';
 
 /** message pingpong.Ping */
-export interface Ping {
+export type Ping = {
   readonly type: 'Ping';
   n: number;
-}
+};
 
 /** message pingpong.Pong */
-export interface Pong {
+export type Pong = {
   readonly type: 'Pong';
   n: number;
-}
+};
 
 /** message pingpong.Start */
-export interface Start {
+export type Start = {
   readonly type: 'Start';
   ponger: string;
   count: number;
-}
+};
 
 /** Every message of this schema. */
 export type Message = Ping | Pong | Start;

@@ -2,18 +2,18 @@
 import { defineMessages } from '../framework/codec/messages.ts';
 
 /** message workers.Job */
-export interface Job {
+export type Job = {
   readonly type: 'Job';
   id: number;
   crash: boolean;
-}
+};
 
 /** message workers.JobDone */
-export interface JobDone {
+export type JobDone = {
   readonly type: 'JobDone';
   id: number;
   doneSinceStart: number;
-}
+};
 
 /** Every message of this schema. */
 export type Message = Job | JobDone;

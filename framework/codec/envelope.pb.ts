@@ -5,7 +5,7 @@ import { defineMessages } from './messages.ts';
 export type Kind = 'KIND_USER' | 'KIND_SYSTEM' | 'KIND_REPLY' | 'KIND_ERROR';
 
 /** message troupe.wire.Envelope */
-export interface Envelope {
+export type Envelope = {
   readonly type: 'Envelope';
   version: number;
   kind: 'KIND_USER' | 'KIND_SYSTEM' | 'KIND_REPLY' | 'KIND_ERROR';
@@ -16,43 +16,43 @@ export interface Envelope {
   replyTo: string;
   payload: Uint8Array;
   headers: Record<string, string>;
-}
+};
 
 /** message troupe.wire.ErrorReply */
-export interface ErrorReply {
+export type ErrorReply = {
   readonly type: 'ErrorReply';
   code: string;
   message: string;
   retryable: boolean;
   fields: Record<string, string>;
-}
+};
 
 /** message troupe.wire.Watch */
-export interface Watch {
+export type Watch = {
   readonly type: 'Watch';
   watcher: string;
   target: string;
-}
+};
 
 /** message troupe.wire.Unwatch */
-export interface Unwatch {
+export type Unwatch = {
   readonly type: 'Unwatch';
   watcher: string;
   target: string;
-}
+};
 
 /** message troupe.wire.Terminated */
-export interface Terminated {
+export type Terminated = {
   readonly type: 'Terminated';
   actor: string;
   reason: string;
-}
+};
 
 /** message troupe.wire.Heartbeat */
-export interface Heartbeat {
+export type Heartbeat = {
   readonly type: 'Heartbeat';
   node: string;
-}
+};
 
 /** Every message of this schema. */
 export type Message = Envelope | ErrorReply | Watch | Unwatch | Terminated | Heartbeat;

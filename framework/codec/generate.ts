@@ -51,7 +51,7 @@ export function generateModule(protoPath: string, codecImport: string): string {
   }
   for (const m of messages) {
     out.push(`/** message ${m.fullName.slice(1)} */`);
-    out.push(`export interface ${m.name} {`);
+    out.push(`export type ${m.name} = {`);
     out.push(`  readonly type: '${m.name}';`);
     for (const f of m.fieldsArray) {
       if (RESERVED_FIELDS.has(f.name)) {
@@ -60,7 +60,7 @@ export function generateModule(protoPath: string, codecImport: string): string {
       const optional = f.options?.['proto3_optional'] || f.partOf ? '?' : '';
       out.push(`  ${f.name}${optional}: ${tsTypeOf(f)};`);
     }
-    out.push('}', '');
+    out.push('};', '');
   }
   const union = messages.length > 0 ? messages.map((m) => m.name).join(' | ') : 'never';
   out.push('/** Every message of this schema. */');

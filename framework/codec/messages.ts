@@ -8,6 +8,7 @@ import protobuf from 'protobufjs';
 /** A user message as actors see it: the protobuf fields plus `type`, the message's short name. */
 export interface MessageObject {
   readonly type: string;
+  readonly [field: string]: unknown;
 }
 
 /** The protobuf types of a group of messages, keyed by short name (the XState event type). */

@@ -77,3 +77,54 @@ export function addressOfSubject(cluster: string, subject: string): string | und
   if (tokens.length < 4 || tokens[0] !== SUBJECT_ROOT || tokens[1] !== cluster) return undefined;
   return `${tokens[2]}/${tokens.slice(3).join('/')}`;
 }
+
+// Subject syntax, shared by every transport so all reject the same subjects the same way.
+
+
+/** Where a subject is used: wildcards are only meaningful when subscribing. */
+export type SubjectUse = 'publish' | 'subscribe';
+
+/**
+ * Why `subject` is not a valid NATS subject for `use`, or `undefined` when it is.
+ * Rules (nats-server's, strict form): non-empty; no whitespace or control characters; no empty
+ * tokens (`a..b`, `.a`, `a.`); `*` and `>` are wildcards only as whole tokens, only when
+ * subscribing, and `>` only as the last token.
+ */
+export function subjectProblem(subject: string, use: SubjectUse): string | undefined {
+  if (typeof subject !== 'string' || subject.length === 0) return 'subject is empty';
+  let tokenStart = 0;
+  const n = subject.length;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? subject.charCodeAt(i) : 46; /* '.' closes the last token */
+    if (c === 46) {
+      const len = i - tokenStart;
+      if (len === 0) return 'subject has an empty token';
+      if (len === 1) {
+        const t = subject.charCodeAt(tokenStart);
+        if (t === 42 /* * */ || t === 62 /* > */) {
+          if (use === 'publish') return 'wildcards are not allowed when publishing';
+          if (t === 62 && i !== n) return "'>' must be the last token";
+        }
+      }
+      tokenStart = i + 1;
+    } else if (c <= 32 || c === 127) {
+      return 'subject contains whitespace or a control character';
+    }
+  }
+  return undefined;
+}
+
+/** Throws `InvalidNameError` when `subject` is not valid for `use` (see {@link subjectProblem}). */
+export function assertValidSubject(subject: string, use: SubjectUse): void {
+  const problem = subjectProblem(subject, use);
+  if (problem !== undefined) throw new InvalidNameError(String(subject), problem);
+}
+
+/** Throws `InvalidNameError` when `queue` is not a valid queue group name. */
+export function assertValidQueue(queue: string): void {
+  if (typeof queue !== 'string' || queue.length === 0) throw new InvalidNameError(String(queue), 'queue group name is empty');
+  for (let i = 0; i < queue.length; i++) {
+    const c = queue.charCodeAt(i);
+    if (c <= 32 || c === 127) throw new InvalidNameError(queue, 'queue group name contains whitespace or a control character');
+  }
+}

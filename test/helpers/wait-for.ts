@@ -1,0 +1,34 @@
+/**
+ * Wait for a condition with a deadline — the only way tests synchronise on asynchronous delivery
+ * (never a bare sleep).
+ */
+
+/** Options of {@link waitFor}. */
+export interface WaitForOptions {
+  /** Give up after this long. @default 5000 */
+  timeoutMs?: number;
+  /** Pause between checks. @default 5 */
+  intervalMs?: number;
+  /** Describes the condition in the failure message. */
+  message?: string | (() => string);
+}
+
+/**
+ * Resolves as soon as `predicate` returns (or resolves to) true; rejects after `timeoutMs`.
+ * @example
+ * await waitFor(() => received.length === 10, { timeoutMs: 2_000, message: () => `got ${received.length}` });
+ */
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  { timeoutMs = 5_000, intervalMs = 5, message }: WaitForOptions = {},
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (performance.now() >= deadline) {
+      const what = typeof message === 'function' ? message() : (message ?? 'condition');
+      throw new Error(`waitFor: ${what} not met within ${timeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
