@@ -217,6 +217,8 @@ export class ActorCell {
   readonly children = new Map<string, ActorCell>();
   /** Addresses of actors (local or remote) that watch this one. */
   readonly watchers = new Set<string>();
+  /** Addresses this actor watches (released when it stops). */
+  readonly watching = new Set<string>();
   actor!: AnyActor;
   private scheduled = false;
   private lastGood: unknown;

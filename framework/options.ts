@@ -3,6 +3,7 @@
  * Durations are in milliseconds, with the unit in the name.
  */
 import { createRng, entropySeed, realClock, type Clock, type Rng } from './clock.ts';
+import type { MessageSet } from './codec/messages.ts';
 import type { InspectionSink } from './inspector/events.ts';
 import { createLogger, type Logger } from './log.ts';
 import { resolvePolicy, type SupervisionOptions, type SupervisionPolicy } from './supervision.ts';
@@ -59,6 +60,11 @@ export interface SystemOptions {
   supervision?: SupervisionOptions;
   /** Inspection sink; when absent, the runtime builds no inspection events. */
   inspect?: InspectionSink;
+  /**
+   * Message sets this node sends without hosting an actor that accepts them (a client-only node).
+   * Sets of spawned actors are learnt automatically.
+   */
+  messages?: readonly MessageSet[];
 }
 
 /** Options after defaults and validation. */
@@ -80,6 +86,7 @@ export interface ResolvedOptions {
   deadLetterLogMax: number;
   supervision: SupervisionPolicy;
   inspect: InspectionSink | undefined;
+  messages: readonly MessageSet[];
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -118,5 +125,6 @@ export function resolveOptions(options: SystemOptions = {}): ResolvedOptions {
     deadLetterLogMax: positiveInt('deadLetterLogMax', options.deadLetterLogMax, DEFAULT_DEAD_LETTER_LOG_MAX, 0),
     supervision: resolvePolicy(options.supervision),
     inspect: options.inspect,
+    messages: options.messages ?? [],
   };
 }

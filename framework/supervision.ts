@@ -79,6 +79,7 @@ export function resolvePolicy(options: SupervisionOptions = {}): SupervisionPoli
     decider: options.decider ?? restartAlways,
   };
   checkNumber('maxRestarts', policy.maxRestarts, 0);
+  if (!Number.isInteger(policy.maxRestarts)) throw new RangeError(`supervision option maxRestarts must be an integer, got ${policy.maxRestarts}`);
   checkNumber('withinMs', policy.withinMs, 0);
   checkNumber('backoff.minMs', policy.backoff.minMs, 0);
   checkNumber('backoff.maxMs', policy.backoff.maxMs, policy.backoff.minMs);

@@ -22,6 +22,8 @@ export interface DirectiveEffect {
 
 export interface SupervisorContext {
   strategy: Strategy;
+  /** True for a system's root guardian. */
+  root: boolean;
   /** Live children, in start order. */
   children: string[];
   policies: Record<string, SupervisionPolicy>;
@@ -43,12 +45,12 @@ export const supervisorMachine = setup({
   types: {
     context: {} as SupervisorContext,
     events: {} as SupervisorEvent,
-    input: {} as { strategy: Strategy },
+    input: {} as { strategy: Strategy; root?: boolean },
     emitted: {} as DirectiveEffect,
   },
 }).createMachine({
   id: 'supervisor',
-  context: ({ input }) => ({ strategy: input.strategy, children: [], policies: {}, stats: {}, failures: 0 }),
+  context: ({ input }) => ({ strategy: input.strategy, root: input.root ?? false, children: [], policies: {}, stats: {}, failures: 0 }),
   initial: 'supervising',
   states: {
     supervising: {
@@ -91,7 +93,8 @@ export const supervisorMachine = setup({
           ],
         },
       },
-      always: { guard: ({ context }) => context.lastDecision?.directive === 'escalate', target: 'escalated' },
+      // The root has no supervisor to escalate to: it stops the child and goes on supervising.
+      always: { guard: ({ context }) => !context.root && context.lastDecision?.directive === 'escalate', target: 'escalated' },
     },
     /** A failure beyond what this supervisor may handle; its own supervisor decides next. */
     escalated: {},

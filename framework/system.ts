@@ -152,11 +152,12 @@ class SystemImpl implements ActorSystem, CellHost {
     this.codec = createCodec({ maxPayloadBytes: o.maxPayloadBytes });
     this.deadLetters = createDeadLetterOffice({ clock: o.clock, logger: o.logger, logWindowMs: o.deadLetterLogWindowMs, logMax: o.deadLetterLogMax });
     this.systemAddress = `${o.node}/${SYSTEM_PATH}`;
+    for (const set of o.messages) this.codec.register(set);
     // The root guardian: supervises top-level actors, one-for-one, each with its own policy.
     this.root = new ActorCell(this, this.systemAddress as Address, SYSTEM_PATH, {
       kind: 'supervisor', type: 'root', strategy: 'one-for-one', children: [],
       machine: supervisorMachine, messages: [], accepts: new Set(),
-    }, undefined, { strategy: 'one-for-one' }, o.supervision, 1);
+    }, undefined, { strategy: 'one-for-one', root: true }, o.supervision, 1);
     this.root.start();
     this.subscription = this.transport.subscribe(nodeSubject(o.cluster, o.node), (msg) => this.onInbound(msg));
     this.offTransportEvents = this.transport.onEvent((ev) => {
@@ -193,10 +194,12 @@ class SystemImpl implements ActorSystem, CellHost {
         this.replyToOrigin(effect.origin, effect.message, cell.address);
         return;
       case 'troupe.watch':
-        void this.watch(effect.target, cell.address);
+        this.addWatch(addressOf(effect.target), cell.address);
+        cell.watching.add(addressOf(effect.target));
         return;
       case 'troupe.unwatch':
         this.unwatch(effect.target, cell.address);
+        cell.watching.delete(addressOf(effect.target));
         return;
       case 'troupe.directive':
         this.applyDirective(cell, effect);
@@ -270,6 +273,8 @@ class SystemImpl implements ActorSystem, CellHost {
     for (const message of left.user) this.dropOnStop(cell, message);
     for (const watcher of cell.watchers) this.sendTerminated(watcher, cell.address, reason);
     cell.watchers.clear();
+    for (const target of cell.watching) this.unwatch(target, cell.address);
+    cell.watching.clear();
     const parent = cell.parent ?? this.root;
     if (parent.children.get(cell.name) === cell) parent.children.delete(cell.name);
     if (parent.status === 'running') parent.enqueueSystem({ kind: 'event', event: { type: 'ChildStopped', child: cell.name } });
@@ -488,6 +493,7 @@ class SystemImpl implements ActorSystem, CellHost {
     try {
       reply = await this.transport.request(subject, data, { timeoutMs, ...(signal ? { signal } : {}) });
     } catch (err) {
+      if (this.shutdownPromise) throw new SystemShutdownError(this.node);
       if (err instanceof TransportTimeoutError) throw new AskTimeoutError(address, timeoutMs, message.type);
       if (err instanceof NoRespondersError) throw new NoRespondersError(address, `node ${parseAddress(address).node} is not reachable`);
       throw err;
@@ -549,6 +555,11 @@ class SystemImpl implements ActorSystem, CellHost {
       if (msg.reply && err instanceof TroupeError) this.publishError(msg.reply, err, '', this.systemAddress);
       return;
     }
+    if (env.kind === EnvelopeKind.User && (!env.target.startsWith(`${this.node}/`) || !this.registry.has(env.target))) {
+      this.deadLetters.record({ reason: DeadLetterReason.NoActor, target: env.target, sender: env.sender || undefined, messageType: env.messageType });
+      if (msg.reply) this.publishError(msg.reply, new NoRespondersError(env.target, 'no actor at that address'), env.correlationId, this.systemAddress);
+      return;
+    }
     let message: MessageObject;
     try {
       message = this.codec.decodeMessage(env.messageType, env.payload, msg.subject);
@@ -566,12 +577,7 @@ class SystemImpl implements ActorSystem, CellHost {
       return;
     }
     const sender = (env.sender || undefined) as Address | undefined;
-    const cell = this.registry.get(env.target);
-    if (!cell || !env.target.startsWith(`${this.node}/`)) {
-      this.deadLetters.record({ reason: DeadLetterReason.NoActor, target: env.target, sender, messageType: message.type });
-      if (msg.reply) this.publishError(msg.reply, new NoRespondersError(env.target, 'no actor at that address'), env.correlationId, this.systemAddress);
-      return;
-    }
+    const cell = this.registry.get(env.target)!;
     if (msg.reply) {
       (message as { origin?: Origin }).origin = { ...(sender ? { sender } : {}), correlationId: env.correlationId || msg.reply, replyTo: msg.reply };
     } else if (sender) {
@@ -617,24 +623,26 @@ class SystemImpl implements ActorSystem, CellHost {
 
   watch(target: RefLike, watcher?: RefLike): Promise<TerminatedEvent> {
     const targetAddress = addressOf(target);
-    const { node } = parseAddress(targetAddress);
+    parseAddress(targetAddress);
     return new Promise<TerminatedEvent>((resolve) => {
-      const watchers: string[] = [];
-      if (watcher !== undefined) watchers.push(addressOf(watcher));
-      const external = `${this.node}/_watch-${++this.seq}`;
-      this.externalWatchers.set(external, resolve);
-      watchers.push(external);
-      for (const w of watchers) {
-        if (node === this.node) {
-          const cell = this.registry.get(targetAddress);
-          if (cell) cell.watchers.add(w);
-          else this.sendTerminated(w, targetAddress, 'not-found');
-        } else {
-          this.sendSystem(node, { type: 'Watch', watcher: w, target: targetAddress });
-          this.rememberRemoteWatch(node, w, targetAddress);
-        }
-      }
+      const handle = `${this.node}/_w${++this.seq}`;
+      this.externalWatchers.set(handle, resolve);
+      this.addWatch(targetAddress, handle);
+      if (watcher !== undefined) this.addWatch(targetAddress, addressOf(watcher));
     });
+  }
+
+  /** Register `watcher` (an actor or a watch handle) for `target`'s termination. */
+  private addWatch(target: string, watcher: string): void {
+    const node = target.slice(0, target.indexOf('/'));
+    if (node === this.node) {
+      const cell = this.registry.get(target);
+      if (cell) cell.watchers.add(watcher);
+      else this.sendTerminated(watcher, target, 'not-found');
+      return;
+    }
+    this.sendSystem(node, { type: 'Watch', watcher, target });
+    this.rememberRemoteWatch(node, watcher, target);
   }
 
   private unwatch(target: RefLike, watcher: Address): void {

@@ -1,12 +1,9 @@
 #!/usr/bin/env node
 // Entry point of the `troupe` command: runs framework/cli.ts through tsx (TypeScript, no build step).
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const require = createRequire(import.meta.url);
-const tsx = require.resolve('tsx/cli');
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli.ts');
-const r = spawnSync(process.execPath, [tsx, cli, ...process.argv.slice(2)], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), cli, ...process.argv.slice(2)], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -46,7 +46,40 @@ export const WIRE_VERSION = 1;
 
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true, objects: true };
 
-interface Entry { type: protobuf.Type; shortName: string; fullName: string }
+interface Entry { type: protobuf.Type; shortName: string; fullName: string; hasEnums: boolean }
+
+/** True when `type` or a message nested in its fields has an enum field. */
+function usesEnums(type: protobuf.Type, seen = new Set<protobuf.Type>()): boolean {
+  if (seen.has(type)) return false;
+  seen.add(type);
+  return type.fieldsArray.some((f) => {
+    f.resolve();
+    if (f.resolvedType instanceof protobuf.Enum) return true;
+    return f.resolvedType instanceof protobuf.Type && usesEnums(f.resolvedType, seen);
+  });
+}
+
+/**
+ * Enum values may be given by name (as the generated types declare them); protobuf wants numbers.
+ * Returns a copy with names replaced, leaving anything unknown for `verify` to reject.
+ */
+function enumsToNumbers(type: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...obj };
+  for (const f of type.fieldsArray) {
+    const v = obj[f.name];
+    if (v === undefined || v === null) continue;
+    const rt = f.resolvedType;
+    const one = (x: unknown): unknown => {
+      if (rt instanceof protobuf.Enum) return typeof x === 'string' && x in rt.values ? rt.values[x] : x;
+      if (rt instanceof protobuf.Type && typeof x === 'object' && x !== null) return enumsToNumbers(rt, x as Record<string, unknown>);
+      return x;
+    };
+    if (f instanceof protobuf.MapField) out[f.name] = Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, one(x)]));
+    else if (f.repeated && Array.isArray(v)) out[f.name] = v.map(one);
+    else out[f.name] = one(v);
+  }
+  return out;
+}
 
 /** A codec that encodes and checks payloads up to `maxPayloadBytes`. */
 export function createCodec(options: { maxPayloadBytes: number }): Codec {
@@ -62,7 +95,7 @@ export function createCodec(options: { maxPayloadBytes: number }): Codec {
         if (existing.fullName === fullName) continue;
         throw new Error(`message type '${shortName}' is declared by both ${existing.fullName} and ${fullName}; short names must be unique per system`);
       }
-      const entry = { type, shortName, fullName };
+      const entry = { type, shortName, fullName, hasEnums: usesEnums(type) };
       byShort.set(shortName, entry);
       byFull.set(fullName, entry);
     }
@@ -77,9 +110,13 @@ export function createCodec(options: { maxPayloadBytes: number }): Codec {
     encodeMessage(message) {
       const entry = byShort.get(message.type);
       if (!entry) throw new UnknownMessageTypeError(String(message.type));
+      const obj = entry.hasEnums ? enumsToNumbers(entry.type, message) : (message as Record<string, unknown>);
+      // protobufjs would silently zero or coerce a field of the wrong type; refuse instead
+      const problem = entry.type.verify(obj);
+      if (problem !== null) throw new TypeError(`cannot encode ${entry.fullName}: ${problem}`);
       let bytes: Uint8Array;
       try {
-        bytes = entry.type.encode(message as unknown as Record<string, unknown>).finish();
+        bytes = entry.type.encode(obj).finish();
       } catch (cause) {
         throw new TypeError(`cannot encode ${entry.fullName}: ${(cause as Error).message}`, { cause });
       }

@@ -57,8 +57,10 @@ export function generateModule(protoPath: string, codecImport: string): string {
       if (RESERVED_FIELDS.has(f.name)) {
         throw new Error(`${protoPath}: field '${f.name}' of ${m.name} is reserved by troupe (it names the event); rename it`);
       }
-      const optional = f.options?.['proto3_optional'] || f.partOf ? '?' : '';
-      out.push(`  ${f.name}${optional}: ${tsTypeOf(f)};`);
+      // an unset singular message field decodes to null
+      const isMessage = f.resolvedType instanceof protobuf.Type && !f.repeated && !(f instanceof protobuf.MapField);
+      const optional = f.options?.['proto3_optional'] || f.partOf || isMessage ? '?' : '';
+      out.push(`  ${f.name}${optional}: ${tsTypeOf(f)}${isMessage ? ' | null' : ''};`);
     }
     out.push('};', '');
   }

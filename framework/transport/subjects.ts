@@ -14,6 +14,7 @@ export const SUBJECT_ROOT = 'troupe';
 export const SYSTEM_PATH = '_sys';
 
 const TOKEN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+const SYSTEM_TOKEN = /^_[A-Za-z0-9_-]+$/;
 /** Longest allowed name (cluster, node or path segment). */
 export const MAX_NAME_LENGTH = 64;
 
@@ -37,7 +38,7 @@ export interface ParsedAddress {
   readonly path: readonly string[];
 }
 
-/** Parse and validate `node/seg/…`. The system path `_sys` is accepted only when `allowSystem`. */
+/** Parse and validate `node/seg/…`. System endpoints (`node/_sys`, `node/_w12`) are accepted only when `allowSystem`. */
 export function parseAddress(address: string, allowSystem = false): ParsedAddress {
   if (typeof address !== 'string') throw new InvalidNameError(String(address), 'an address must be a string "node/name"');
   const parts = address.split('/');
@@ -45,7 +46,8 @@ export function parseAddress(address: string, allowSystem = false): ParsedAddres
   const [node, ...path] = parts as [string, ...string[]];
   validateName(node, 'node name');
   path.forEach((seg, i) => {
-    if (allowSystem && i === 0 && seg === SYSTEM_PATH && path.length === 1) return;
+    // system endpoints (`_sys`, watch handles `_w…`) are one `_`-prefixed segment
+    if (allowSystem && i === 0 && path.length === 1 && SYSTEM_TOKEN.test(seg)) return;
     validateName(seg, 'actor name');
   });
   return { node, path };
