@@ -9,7 +9,7 @@
  */
 import { assign, setup } from 'xstate';
 import {
-  createSystem, defineActor, defineSupervisor, reply, type ActorSystem, type InspectionEvent,
+  createLogger, createSystem, defineActor, defineSupervisor, reply, type InspectionEvent, type Logger, type LogLevel,
 } from '../framework/index.ts';
 import { messages, type JobDone, type Message } from './workers.pb.ts';
 
@@ -61,11 +61,11 @@ function narrate(say: (line: string) => void): (ev: InspectionEvent) => void {
   };
 }
 
-export async function main(options: { say?: (line: string) => void; system?: ActorSystem } = {}): Promise<{ results: string[] }> {
+export async function main(options: { say?: (line: string) => void; logger?: Logger } = {}): Promise<{ results: string[] }> {
   const say = options.say ?? ((line: string) => console.log(line));
-  const system = options.system ?? createSystem({
-    cluster: 'demo', node: 'local', inspect: narrate(say), supervision: { maxRestarts: 0 },
-  });
+  // the log would repeat the narration; keep it to errors unless LOG_LEVEL asks for more
+  const logger = options.logger ?? createLogger({ level: (process.env['LOG_LEVEL'] as LogLevel | undefined) ?? 'fatal' });
+  const system = createSystem({ cluster: 'demo', node: 'local', inspect: narrate(say), logger });
   const results: string[] = [];
   try {
     system.spawn(Workers, { name: 'workers', supervision: { maxRestarts: 0 } });
@@ -93,7 +93,7 @@ export async function main(options: { say?: (line: string) => void; system?: Act
     say(`supervisor ${end.actor} is gone (${end.reason}): the fourth crash within 10 s exceeded the restart intensity and was escalated`);
     return { results };
   } finally {
-    if (!options.system) await system.shutdown();
+    await system.shutdown();
   }
 }
 

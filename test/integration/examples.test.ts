@@ -1,0 +1,41 @@
+/**
+ * The embedded examples run end to end (real clock, in-process bus) and say what they should.
+ * (two-nodes needs nats-server and runs in system-nats.test.ts.)
+ */
+import { describe, expect, it } from 'vitest';
+import { main as pingPong } from '../../examples/ping-pong.ts';
+import { main as supervisedWorkers } from '../../examples/supervised-workers.ts';
+import { createLogger } from '../../framework/log.ts';
+
+describe('examples on the embedded bus', () => {
+  it('ping-pong: a full rally, an ask, the pinger stops when done', async () => {
+    const lines: string[] = [];
+    const r = await pingPong({ say: (l) => lines.push(l), rally: 300 });
+    expect(r).toEqual({ rally: 300, asked: 42 });
+    expect(lines.join('\n')).toMatch(/rally over after 300 pongs/);
+    expect(lines.join('\n')).toMatch(/it stopped \(done\)/);
+    expect(lines.join('\n')).toMatch(/served 301 pings in all; dead letters: 0/);
+  });
+
+  it('supervised-workers: restarts within the window, then escalation stops the subtree', async () => {
+    const lines: string[] = [];
+    const { results } = await supervisedWorkers({ say: (l) => lines.push(l), logger: createLogger({ level: 'silent' }) });
+    expect(results).toEqual([
+      'job 1 done (jobs done since this worker started: 1)',
+      'job 2 done (jobs done since this worker started: 2)',
+      'job 3 failed: ActorFailedError',
+      'job 4 done (jobs done since this worker started: 1)',
+      'job 5 failed: ActorFailedError',
+      'job 6 failed: ActorFailedError',
+      'job 7 done (jobs done since this worker started: 1)',
+      'job 8 failed: ActorFailedError',
+      'job 9 failed: ActorStoppedError',
+    ]);
+    const text = lines.join('\n');
+    expect(text).toMatch(/restart worker after 50 ms — restart 1 of 3/);
+    expect(text).toMatch(/restart worker after 100 ms — restart 2 of 3/);
+    expect(text).toMatch(/restart worker after 200 ms — restart 3 of 3/);
+    expect(text).toMatch(/escalate worker — restart intensity exceeded/);
+    expect(text).toMatch(/local\/workers stopped \(failed\)/);
+  });
+});
