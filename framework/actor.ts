@@ -12,7 +12,7 @@ import type { MessageObject, MessageSet, MessagesOf } from './codec/messages.ts'
 import type { Clock } from './clock.ts';
 import type { InspectionSink } from './inspector/events.ts';
 import type { Logger } from './log.ts';
-import { createMailbox, type Mailbox } from './mailbox.ts';
+import { Mailbox } from './mailbox.ts';
 import type { Address, Origin, RefLike } from './ref.ts';
 import { originOf } from './ref.ts';
 import type { Strategy, SupervisionOptions, SupervisionPolicy } from './supervision.ts';
@@ -199,35 +199,38 @@ export interface CellHost {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly inspect: InspectionSink | undefined;
-  readonly throughput: number;
   machineFor(def: AnyDefinition): AnyStateMachine;
   onEffect(cell: ActorCell, effect: Effect): void;
   /** `event` is the message being handled when the failure happened, if any. */
   onFailure(cell: ActorCell, error: unknown, event: unknown): void;
   onDone(cell: ActorCell): void;
-  onUserMessageDropped(cell: ActorCell, message: UserItem, reason: string): void;
-  /** Run `fn` after pending I/O (a macrotask); used when a mailbox has more than one turn of work. */
-  yieldToIo(fn: () => void): void;
+  /** Put the cell on the system's run queue (it has mail and is running). */
+  schedule(cell: ActorCell): void;
 }
 
-/** Hosts one XState actor: owns its mailbox, runs it turn by turn, reports failures to its parent. */
+/**
+ * Hosts one XState actor: owns its mailbox, runs it turn by turn when the system's dispatcher
+ * says so, reports failures to its parent. Kept small: a system may host 100k of them.
+ */
 export class ActorCell {
   status: CellStatus = 'running';
+  /** True while the cell is on the system's run queue. */
+  scheduled = false;
   readonly mailbox: Mailbox<SystemItem, UserItem>;
-  readonly children = new Map<string, ActorCell>();
+  /** Children by name, in start order (supervisors only). */
+  children: Map<string, ActorCell> | undefined;
   /** Addresses of actors (local or remote) that watch this one. */
-  readonly watchers = new Set<string>();
+  watchers: Set<string> | undefined;
   /** Addresses this actor watches (released when it stops). */
-  readonly watching = new Set<string>();
+  watching: Set<string> | undefined;
   actor!: AnyActor;
-  private scheduled = false;
+  /** Restarts of this cell so far (for logs and tests). */
+  restarts = 0;
   private lastGood: unknown;
   private current: unknown;
   private log: Logger | undefined;
-  private readonly runTurn = (): void => this.turn();
-  /** Restarts of this cell so far (for logs and tests). */
-  restarts = 0;
   private restartTimer: unknown;
+  private readonly onEmitted: (ev: { type: string }) => void;
 
   constructor(
     readonly host: CellHost,
@@ -239,7 +242,8 @@ export class ActorCell {
     readonly policy: SupervisionPolicy,
     mailboxCapacity: number,
   ) {
-    this.mailbox = createMailbox(mailboxCapacity);
+    this.mailbox = new Mailbox(mailboxCapacity);
+    this.onEmitted = this.emitted.bind(this);
   }
 
   /** The child logger `{ node, actor }`, created on first use. */
@@ -251,28 +255,36 @@ export class ActorCell {
   /** Create and start the XState actor (fresh, or from a persisted snapshot). */
   start(snapshot?: unknown): void {
     const machine = this.host.machineFor(this.def);
-    const inspect = this.host.inspect;
     const actor = createActor(machine, {
       input: this.input,
       clock: this.host.clock,
       id: this.address,
       ...(snapshot !== undefined ? { snapshot: snapshot as never } : {}),
-      ...(inspect ? { inspect: (ev: { type: string; actorRef: unknown; snapshot?: unknown; event?: unknown }) => this.forwardInspection(ev) } : {}),
+      ...(this.host.inspect ? { inspect: this.forwardInspection.bind(this) } : {}),
     });
-    actor.on('*', (ev: { type: string }) => {
-      if (ev.type.startsWith('troupe.')) this.host.onEffect(this, ev as Effect);
-    });
-    actor.subscribe({
-      error: (err: unknown) => this.fail(err),
-      complete: () => {
-        if (this.status === 'running' && this.actor === actor) this.host.onDone(this);
-      },
-    });
+    actor.on('*', this.onEmitted);
+    // `this` is the observer: its error() and complete() methods (no next(): snapshots are pulled)
+    actor.subscribe(this as unknown as { error(err: unknown): void; complete(): void });
     this.actor = actor;
     this.status = 'running';
     actor.start();
-    if (this.actor === actor && actor.getSnapshot().status === 'error') return; // failed while starting; fail() ran
-    this.schedule();
+    if (this.actor === actor && this.status === 'running' && !this.scheduled && this.mailbox.size > 0) this.host.schedule(this);
+  }
+
+  private emitted(ev: { type: string }): void {
+    if (ev.type.startsWith('troupe.')) this.host.onEffect(this, ev as Effect);
+  }
+
+  /** Observer: the hosted actor errored (a thrown action, an error snapshot). */
+  error(err: unknown): void {
+    if (this.status !== 'running') return;
+    this.status = 'suspended';
+    this.host.onFailure(this, err, this.current);
+  }
+
+  /** Observer: the hosted actor reached a final state. */
+  complete(): void {
+    if (this.status === 'running') this.host.onDone(this);
   }
 
   private forwardInspection(ev: { type: string; actorRef: unknown; snapshot?: unknown; event?: unknown }): void {
@@ -289,47 +301,35 @@ export class ActorCell {
 
   /** Queue a user message; false when the mailbox is full or the cell is stopped. */
   enqueueUser(message: UserItem): boolean {
-    if (this.status === 'stopped') return false;
-    if (!this.mailbox.pushUser(message)) return false;
-    this.schedule();
+    if (this.status === 'stopped' || !this.mailbox.pushUser(message)) return false;
+    if (!this.scheduled && this.status === 'running') this.host.schedule(this);
     return true;
   }
 
   enqueueSystem(item: SystemItem): void {
     if (this.status === 'stopped') return;
     this.mailbox.pushSystem(item);
-    this.schedule();
+    if (!this.scheduled && this.status === 'running') this.host.schedule(this);
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.status !== 'running') return;
-    this.scheduled = true;
-    queueMicrotask(this.runTurn);
-  }
-
-  private turn(): void {
-    this.scheduled = false;
-    const budget = this.host.throughput;
+  /**
+   * Process up to `budget` messages, system messages first. Returns true when mail is left and
+   * the cell is still running (the dispatcher queues it again). A suspended cell (failed, awaiting
+   * its supervisor or a backoff) keeps its mail for later.
+   */
+  runTurn(budget: number): boolean {
     for (let n = 0; n < budget; n++) {
-      // a suspended cell (failed, awaiting its supervisor or a backoff) keeps its mail for later
-      if (this.status !== 'running') return;
+      if (this.status !== 'running') return false;
       const sys = this.mailbox.shiftSystem();
       if (sys !== undefined) {
-        this.processSystem(sys);
+        this.send(sys.event);
         continue;
       }
       const msg = this.mailbox.shiftUser();
-      if (msg === undefined) return;
+      if (msg === undefined) return false;
       this.send(msg);
     }
-    if (this.mailbox.size > 0 && this.status === 'running') {
-      this.scheduled = true;
-      this.host.yieldToIo(this.runTurn);
-    }
-  }
-
-  private processSystem(item: SystemItem): void {
-    this.send(item.event);
+    return this.status === 'running' && this.mailbox.size > 0;
   }
 
   private send(event: { type: string }): void {
@@ -338,13 +338,6 @@ export class ActorCell {
     this.current = event;
     actor.send(event);
     this.current = undefined;
-  }
-
-  /** Failure: suspend, keep the mailbox, tell the parent (via the host). */
-  private fail(error: unknown): void {
-    if (this.status !== 'running') return;
-    this.status = 'suspended';
-    this.host.onFailure(this, error, this.current);
   }
 
   /** Replace the actor with a fresh one, after `delayMs` (the mailbox is kept). */

@@ -27,37 +27,32 @@ class Fifo<T> {
   }
 }
 
-export interface Mailbox<S, U> {
-  /** Always accepted. */
-  pushSystem(message: S): void;
-  /** False when the user queue is at capacity (the caller dead-letters or rejects). */
-  pushUser(message: U): boolean;
+/**
+ * A bounded two-queue mailbox. `pushUser` returns false when the user queue is at capacity (the
+ * caller dead-letters or rejects); system messages are always accepted and always taken first.
+ */
+export class Mailbox<S, U> {
+  private readonly system = new Fifo<S>();
+  private readonly user = new Fifo<U>();
+  constructor(readonly capacity: number) {}
+  get size(): number { return this.system.length + this.user.length; }
+  get userSize(): number { return this.user.length; }
+  pushSystem(message: S): void { this.system.push(message); }
+  pushUser(message: U): boolean {
+    if (this.user.length >= this.capacity) return false;
+    this.user.push(message);
+    return true;
+  }
   /** Next system message, if any (take these before any user message). */
-  shiftSystem(): S | undefined;
+  shiftSystem(): S | undefined { return this.system.shift(); }
   /** Next user message, if any. */
-  shiftUser(): U | undefined;
-  readonly size: number;
-  readonly userSize: number;
-  readonly capacity: number;
+  shiftUser(): U | undefined { return this.user.shift(); }
   /** Remove and return everything left (for dead-lettering on stop). */
-  drain(): { system: S[]; user: U[] };
+  drain(): { system: S[]; user: U[] } {
+    return { system: this.system.drain(), user: this.user.drain() };
+  }
 }
 
 export function createMailbox<S, U>(capacity: number): Mailbox<S, U> {
-  const system = new Fifo<S>();
-  const user = new Fifo<U>();
-  return {
-    capacity,
-    get size() { return system.length + user.length; },
-    get userSize() { return user.length; },
-    pushSystem: (m) => system.push(m),
-    pushUser: (m) => {
-      if (user.length >= capacity) return false;
-      user.push(m);
-      return true;
-    },
-    shiftSystem: () => system.shift(),
-    shiftUser: () => user.shift(),
-    drain: () => ({ system: system.drain(), user: user.drain() }),
-  };
+  return new Mailbox<S, U>(capacity);
 }

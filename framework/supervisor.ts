@@ -1,6 +1,8 @@
 /**
- * The supervisor is itself a state chart: it keeps each child's restart history, asks the pure
- * `decide()` what to do on a failure, and emits the directive for the host to carry out.
+ * The supervisor is itself a state chart: it keeps the restart history of children that failed,
+ * asks the pure `decide()` what to do on a failure, and emits the directive for the host to carry
+ * out. The host owns the children (their order and policies) and sends them along with a failure,
+ * so supervising 100k children costs nothing until one fails.
  */
 import { assign, emit, setup } from 'xstate';
 import {
@@ -24,9 +26,7 @@ export interface SupervisorContext {
   strategy: Strategy;
   /** True for a system's root guardian. */
   root: boolean;
-  /** Live children, in start order. */
-  children: string[];
-  policies: Record<string, SupervisionPolicy>;
+  /** Restart history of children that have failed (cleared when a child stops). */
   stats: Record<string, RestartStats>;
   failures: number;
   /** The most recent decision, as emitted. */
@@ -35,9 +35,16 @@ export interface SupervisorContext {
 
 /** Events the host sends to a supervisor. */
 export type SupervisorEvent =
-  | { type: 'ChildStarted'; child: string; policy: SupervisionPolicy }
-  | { type: 'ChildStopped'; child: string }
-  | { type: 'ChildFailed'; child: string; error: unknown; nowMs: number };
+  | {
+      type: 'ChildFailed';
+      child: string;
+      error: unknown;
+      nowMs: number;
+      policy: SupervisionPolicy;
+      /** All children in start order (needed by one-for-all and rest-for-one; may be empty for one-for-one). */
+      siblings: readonly string[];
+    }
+  | { type: 'ChildStopped'; child: string };
 
 const describe = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
@@ -50,38 +57,24 @@ export const supervisorMachine = setup({
   },
 }).createMachine({
   id: 'supervisor',
-  context: ({ input }) => ({ strategy: input.strategy, root: input.root ?? false, children: [], policies: {}, stats: {}, failures: 0 }),
+  context: ({ input }) => ({ strategy: input.strategy, root: input.root ?? false, stats: {}, failures: 0 }),
   initial: 'supervising',
   states: {
     supervising: {
       on: {
-        ChildStarted: {
-          actions: assign(({ context, event }) => ({
-            children: context.children.includes(event.child) ? context.children : [...context.children, event.child],
-            policies: { ...context.policies, [event.child]: event.policy },
-          })),
-        },
         ChildStopped: {
+          guard: ({ context, event }) => event.child in context.stats,
           actions: assign(({ context, event }) => {
-            const { [event.child]: _p, ...policies } = context.policies;
-            const { [event.child]: _s, ...stats } = context.stats;
-            return { children: context.children.filter((c) => c !== event.child), policies, stats };
+            const { [event.child]: _gone, ...stats } = context.stats;
+            return { stats };
           }),
         },
         ChildFailed: {
           actions: [
             assign(({ context, event }) => {
-              const policy = context.policies[event.child];
-              if (!policy) {
-                const unknown: DirectiveEffect = {
-                  type: 'troupe.directive', directive: 'escalate', child: event.child, children: [event.child],
-                  delayMs: 0, reason: 'failure of a child this supervisor does not know', error: describe(event.error),
-                };
-                return { failures: context.failures + 1, lastDecision: unknown };
-              }
-              const d = decide(event.error, context.stats[event.child] ?? NO_RESTARTS, event.nowMs, policy);
+              const d = decide(event.error, context.stats[event.child] ?? NO_RESTARTS, event.nowMs, event.policy);
               const children = d.directive === 'restart' || d.directive === 'stop'
-                ? affectedChildren(context.strategy, event.child, context.children)
+                ? affectedChildren(context.strategy, event.child, event.siblings)
                 : [event.child];
               const decision: DirectiveEffect = {
                 type: 'troupe.directive', directive: d.directive, child: event.child, children,

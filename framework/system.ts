@@ -7,7 +7,7 @@ import {
   ActorCell, type AnyDefinition, type AskInput, type CellHost, type Effect, type MessagesOfDefinition, type TerminatedEvent, type UserItem,
 } from './actor.ts';
 import { createCodec, EnvelopeKind, type WireEnvelope } from './codec/codec.ts';
-import type { MessageObject } from './codec/messages.ts';
+import type { MessageObject, MessageSet } from './codec/messages.ts';
 import type { Clock } from './clock.ts';
 import { createDeadLetterOffice, DeadLetterReason, type DeadLetters } from './dead-letters.ts';
 import {
@@ -83,6 +83,9 @@ export interface ActorSystem extends AsyncDisposable {
   shutdown(): Promise<void>;
 }
 
+/** Cell turns the dispatcher runs before it yields to timers and I/O. */
+const DISPATCH_BATCH = 64;
+
 interface PendingAsk {
   resolve(reply: MessageObject): void;
   reject(error: Error): void;
@@ -112,7 +115,6 @@ class RefImpl implements ActorRef {
 }
 
 const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-const yieldToIo = (fn: () => void): void => void setImmediate(fn);
 
 class SystemImpl implements ActorSystem, CellHost {
   readonly cluster: string;
@@ -120,7 +122,7 @@ class SystemImpl implements ActorSystem, CellHost {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly inspect: ResolvedOptions['inspect'];
-  readonly throughput: number;
+  private readonly throughput: number;
   readonly deadLetters: ReturnType<typeof createDeadLetterOffice>;
   private readonly opts: ResolvedOptions;
   private readonly transport: Transport;
@@ -137,7 +139,12 @@ class SystemImpl implements ActorSystem, CellHost {
   private readonly offTransportEvents: () => void;
   private seq = 0;
   private shutdownPromise: Promise<void> | undefined;
-  readonly yieldToIo = yieldToIo;
+  /** The dispatcher's run queue: cells with mail, served round-robin, `throughput` messages a turn. */
+  private readonly runQueue: ActorCell[] = [];
+  private readyHead = 0;
+  private dispatching = false;
+  private readonly dispatch = (): void => this.runReady();
+  private readonly registeredSets = new WeakSet<object>();
 
   constructor(options: SystemOptions) {
     this.opts = resolveOptions(options);
@@ -152,7 +159,7 @@ class SystemImpl implements ActorSystem, CellHost {
     this.codec = createCodec({ maxPayloadBytes: o.maxPayloadBytes });
     this.deadLetters = createDeadLetterOffice({ clock: o.clock, logger: o.logger, logWindowMs: o.deadLetterLogWindowMs, logMax: o.deadLetterLogMax });
     this.systemAddress = `${o.node}/${SYSTEM_PATH}`;
-    for (const set of o.messages) this.codec.register(set);
+    for (const set of o.messages) this.registerMessages(set);
     // The root guardian: supervises top-level actors, one-for-one, each with its own policy.
     this.root = new ActorCell(this, this.systemAddress as Address, SYSTEM_PATH, {
       kind: 'supervisor', type: 'root', strategy: 'one-for-one', children: [],
@@ -195,11 +202,11 @@ class SystemImpl implements ActorSystem, CellHost {
         return;
       case 'troupe.watch':
         this.addWatch(addressOf(effect.target), cell.address);
-        cell.watching.add(addressOf(effect.target));
+        (cell.watching ??= new Set()).add(addressOf(effect.target));
         return;
       case 'troupe.unwatch':
         this.unwatch(effect.target, cell.address);
-        cell.watching.delete(addressOf(effect.target));
+        cell.watching?.delete(addressOf(effect.target));
         return;
       case 'troupe.directive':
         this.applyDirective(cell, effect);
@@ -213,7 +220,9 @@ class SystemImpl implements ActorSystem, CellHost {
     if (origin?.correlationId) this.failAsk(origin, new ActorFailedError(cell.address, describe(error)), cell.address);
     this.emit({ kind: 'actor.failed', actor: cell.address, error: describe(error) });
     const parent = cell.parent ?? this.root;
-    parent.enqueueSystem({ kind: 'event', event: { type: 'ChildFailed', child: cell.name, error, nowMs: this.clock.now() } });
+    const strategy = parent.def.kind === 'supervisor' ? parent.def.strategy : 'one-for-one';
+    const siblings = strategy === 'one-for-one' || !parent.children ? [] : [...parent.children.keys()];
+    parent.enqueueSystem({ kind: 'event', event: { type: 'ChildFailed', child: cell.name, error, nowMs: this.clock.now(), policy: cell.policy, siblings } });
   }
 
   onDone(cell: ActorCell): void {
@@ -222,6 +231,52 @@ class SystemImpl implements ActorSystem, CellHost {
 
   onUserMessageDropped(cell: ActorCell, message: UserItem, reason: string): void {
     this.deadLetters.record({ reason: DeadLetterReason.ActorStopped, target: cell.address, messageType: message.type, error: reason });
+  }
+
+  schedule(cell: ActorCell): void {
+    cell.scheduled = true;
+    this.runQueue.push(cell);
+    if (!this.dispatching) {
+      this.dispatching = true;
+      queueMicrotask(this.dispatch);
+    }
+  }
+
+  /**
+   * The dispatcher: serve cells with mail round-robin, `throughput` messages per turn, on
+   * microtasks; after a batch of work, yield one macrotask so timers and I/O are not starved.
+   */
+  private runReady(): void {
+    let budget = DISPATCH_BATCH;
+    while (this.readyHead < this.runQueue.length) {
+      const cell = this.runQueue[this.readyHead++]!;
+      cell.scheduled = false;
+      if (cell.runTurn(this.throughput)) {
+        cell.scheduled = true;
+        this.runQueue.push(cell);
+      }
+      if (--budget === 0 && this.readyHead < this.runQueue.length) {
+        this.compactReady();
+        setImmediate(this.dispatch);
+        return;
+      }
+    }
+    this.runQueue.length = 0;
+    this.readyHead = 0;
+    this.dispatching = false;
+  }
+
+  private compactReady(): void {
+    if (this.readyHead > 1024) {
+      this.runQueue.splice(0, this.readyHead);
+      this.readyHead = 0;
+    }
+  }
+
+  private registerMessages(set: MessageSet): void {
+    if (this.registeredSets.has(set)) return;
+    this.codec.register(set);
+    this.registeredSets.add(set);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -238,12 +293,11 @@ class SystemImpl implements ActorSystem, CellHost {
   private startCell(def: AnyDefinition, name: string, parent: ActorCell | undefined, input: unknown, policy: ReturnType<typeof resolvePolicy>): ActorCell {
     const address = (parent ? `${parent.address}/${name}` : `${this.node}/${name}`) as Address;
     if (this.registry.has(address)) throw new NameTakenError(address);
-    for (const set of def.messages) this.codec.register(set);
+    for (const set of def.messages) this.registerMessages(set);
     const supervisorInput = def.kind === 'supervisor' ? { strategy: def.strategy } : input;
     const cell = new ActorCell(this, address, name, def, parent, supervisorInput, policy, this.opts.mailboxCapacity);
     this.registry.set(address, cell);
-    (parent ?? this.root).children.set(name, cell);
-    (parent ?? this.root).enqueueSystem({ kind: 'event', event: { type: 'ChildStarted', child: name, policy } });
+    ((parent ?? this.root).children ??= new Map()).set(name, cell);
     if (this.inspect) {
       const machine = this.machineFor(def) as { toJSON?: () => unknown };
       this.emit({ kind: 'actor.spawned', actor: address, actorType: def.type, parent: parent?.address, machine: machine.toJSON?.() });
@@ -267,16 +321,16 @@ class SystemImpl implements ActorSystem, CellHost {
 
   private stopCell(cell: ActorCell, reason: string): void {
     if (cell.status === 'stopped') return;
-    for (const child of [...cell.children.values()].reverse()) this.stopCell(child, 'parent-stopped');
+    if (cell.children) for (const child of [...cell.children.values()].reverse()) this.stopCell(child, 'parent-stopped');
     const left = cell.halt();
     this.registry.delete(cell.address);
     for (const message of left.user) this.dropOnStop(cell, message);
-    for (const watcher of cell.watchers) this.sendTerminated(watcher, cell.address, reason);
-    cell.watchers.clear();
-    for (const target of cell.watching) this.unwatch(target, cell.address);
-    cell.watching.clear();
+    if (cell.watchers) for (const watcher of cell.watchers) this.sendTerminated(watcher, cell.address, reason);
+    cell.watchers = undefined;
+    if (cell.watching) for (const target of cell.watching) this.unwatch(target, cell.address);
+    cell.watching = undefined;
     const parent = cell.parent ?? this.root;
-    if (parent.children.get(cell.name) === cell) parent.children.delete(cell.name);
+    if (parent.children?.get(cell.name) === cell) parent.children.delete(cell.name);
     if (parent.status === 'running') parent.enqueueSystem({ kind: 'event', event: { type: 'ChildStopped', child: cell.name } });
     cell.logger.debug({ reason }, 'actor stopped');
     if (this.inspect) this.emit({ kind: 'actor.stopped', actor: cell.address, reason });
@@ -296,7 +350,7 @@ class SystemImpl implements ActorSystem, CellHost {
     if (this.inspect) {
       this.emit({ kind: 'supervision.directive', supervisor: supervisor.address, child: d.child, directive: d.directive, reason: d.reason, delayMs: d.delayMs });
     }
-    const cells = d.children.map((n) => supervisor.children.get(n)).filter((c): c is ActorCell => c !== undefined);
+    const cells = d.children.map((n) => supervisor.children?.get(n)).filter((c): c is ActorCell => c !== undefined);
     switch (d.directive) {
       case 'restart':
         for (const c of cells) this.restartCell(c, this.jitter(d.delayMs, c.policy.backoff.jitter));
@@ -325,7 +379,7 @@ class SystemImpl implements ActorSystem, CellHost {
 
   private restartCell(cell: ActorCell, delayMs: number): void {
     if (cell.def.kind === 'supervisor') {
-      for (const child of [...cell.children.values()].reverse()) this.stopCell(child, 'parent-restarting');
+      if (cell.children) for (const child of [...cell.children.values()].reverse()) this.stopCell(child, 'parent-restarting');
       cell.restart(delayMs, () => this.startChildren(cell));
     } else {
       cell.restart(delayMs);
@@ -409,10 +463,7 @@ class SystemImpl implements ActorSystem, CellHost {
     let subject: string | undefined;
     try {
       subject = this.subjectOf(address);
-      const { typeName, bytes } = this.codec.encodeMessage(message);
-      const data = this.codec.encodeEnvelope({
-        kind, target: address, sender: sender ?? '', messageType: typeName, correlationId: '', replyTo: '', payload: bytes,
-      });
+      const data = this.codec.encode({ kind, target: address, sender: sender ?? '', correlationId: '', replyTo: '' }, message);
       this.transport.publish(subject, data);
     } catch (err) {
       this.deadLetters.record({ reason: reasonOf(err), target: address, sender, messageType: message.type, subject, error: describe(err) });
@@ -484,11 +535,9 @@ class SystemImpl implements ActorSystem, CellHost {
 
   private async askRemote(address: string, message: MessageObject, timeoutMs: number, sender: Address | undefined, signal?: AbortSignal): Promise<MessageObject> {
     const subject = this.subjectOf(address);
-    const { typeName, bytes } = this.codec.encodeMessage(message);
-    const data = this.codec.encodeEnvelope({
-      kind: EnvelopeKind.User, target: address, sender: sender ?? '', messageType: typeName,
-      correlationId: `${this.node}-${++this.seq}`, replyTo: '', payload: bytes,
-    });
+    const data = this.codec.encode({
+      kind: EnvelopeKind.User, target: address, sender: sender ?? '', correlationId: `${this.node}-${++this.seq}`, replyTo: '',
+    }, message);
     let reply: TransportMsg;
     try {
       reply = await this.transport.request(subject, data, { timeoutMs, ...(signal ? { signal } : {}) });
@@ -511,11 +560,9 @@ class SystemImpl implements ActorSystem, CellHost {
     }
     if (origin.replyTo) {
       try {
-        const { typeName, bytes } = this.codec.encodeMessage(message);
-        this.transport.publish(origin.replyTo, this.codec.encodeEnvelope({
-          kind: EnvelopeKind.Reply, target: origin.sender ?? '', sender, messageType: typeName,
-          correlationId: origin.correlationId, replyTo: '', payload: bytes,
-        }));
+        this.transport.publish(origin.replyTo, this.codec.encode({
+          kind: EnvelopeKind.Reply, target: origin.sender ?? '', sender, correlationId: origin.correlationId, replyTo: '',
+        }, message));
       } catch (err) {
         this.deadLetters.record({ reason: reasonOf(err), target: origin.sender, sender, messageType: message.type, error: describe(err) });
       }
@@ -534,10 +581,7 @@ class SystemImpl implements ActorSystem, CellHost {
 
   private publishError(replyTo: string, error: TroupeError, correlationId: string, sender: string): void {
     try {
-      const { typeName, bytes } = this.codec.encodeMessage(errorReplyOf(error));
-      this.transport.publish(replyTo, this.codec.encodeEnvelope({
-        kind: EnvelopeKind.Error, target: '', sender, messageType: typeName, correlationId, replyTo: '', payload: bytes,
-      }));
+      this.transport.publish(replyTo, this.codec.encode({ kind: EnvelopeKind.Error, target: '', sender, correlationId, replyTo: '' }, errorReplyOf(error)));
     } catch (err) {
       this.logger.warn({ err }, 'could not send an error reply');
     }
@@ -596,18 +640,20 @@ class SystemImpl implements ActorSystem, CellHost {
     switch (m.type) {
       case 'Heartbeat':
         if (msg.reply) {
-          const { typeName, bytes } = this.codec.encodeMessage({ type: 'Heartbeat', node: this.node } as MessageObject);
-          msg.respond(this.codec.encodeEnvelope({ kind: EnvelopeKind.Reply, target: '', sender: this.systemAddress, messageType: typeName, correlationId: env.correlationId, replyTo: '', payload: bytes }));
+          msg.respond(this.codec.encode(
+            { kind: EnvelopeKind.Reply, target: '', sender: this.systemAddress, correlationId: env.correlationId, replyTo: '' },
+            { type: 'Heartbeat', node: this.node },
+          ));
         }
         return;
       case 'Watch': {
         const target = this.registry.get(m['target']!);
-        if (target) target.watchers.add(m['watcher']!);
+        if (target) (target.watchers ??= new Set()).add(m['watcher']!);
         else this.sendTerminated(m['watcher']!, m['target']!, 'not-found');
         return;
       }
       case 'Unwatch':
-        this.registry.get(m['target']!)?.watchers.delete(m['watcher']!);
+        this.registry.get(m['target']!)?.watchers?.delete(m['watcher']!);
         return;
       case 'Terminated':
         this.forgetRemoteWatch(m['actor']!, env.target);
@@ -637,7 +683,7 @@ class SystemImpl implements ActorSystem, CellHost {
     const node = target.slice(0, target.indexOf('/'));
     if (node === this.node) {
       const cell = this.registry.get(target);
-      if (cell) cell.watchers.add(watcher);
+      if (cell) (cell.watchers ??= new Set()).add(watcher);
       else this.sendTerminated(watcher, target, 'not-found');
       return;
     }
@@ -648,7 +694,7 @@ class SystemImpl implements ActorSystem, CellHost {
   private unwatch(target: RefLike, watcher: Address): void {
     const targetAddress = addressOf(target);
     const { node } = parseAddress(targetAddress);
-    if (node === this.node) this.registry.get(targetAddress)?.watchers.delete(watcher);
+    if (node === this.node) this.registry.get(targetAddress)?.watchers?.delete(watcher);
     else {
       this.sendSystem(node, { type: 'Unwatch', watcher, target: targetAddress });
       this.forgetRemoteWatch(targetAddress, watcher);
@@ -657,10 +703,9 @@ class SystemImpl implements ActorSystem, CellHost {
 
   private sendSystem(node: string, message: { type: string } & Record<string, string>): void {
     try {
-      const { typeName, bytes } = this.codec.encodeMessage(message);
-      this.transport.publish(systemSubject(this.cluster, node), this.codec.encodeEnvelope({
-        kind: EnvelopeKind.System, target: `${node}/${SYSTEM_PATH}`, sender: this.systemAddress, messageType: typeName, correlationId: '', replyTo: '', payload: bytes,
-      }));
+      this.transport.publish(systemSubject(this.cluster, node), this.codec.encode(
+        { kind: EnvelopeKind.System, target: `${node}/${SYSTEM_PATH}`, sender: this.systemAddress, correlationId: '', replyTo: '' }, message,
+      ));
     } catch (err) {
       this.deadLetters.record({ reason: reasonOf(err), target: `${node}/${SYSTEM_PATH}`, messageType: message.type, error: describe(err) });
     }
@@ -674,10 +719,9 @@ class SystemImpl implements ActorSystem, CellHost {
       return;
     }
     try {
-      const { typeName, bytes } = this.codec.encodeMessage({ type: 'Terminated', actor, reason } as MessageObject);
-      this.transport.publish(this.subjectOf(watcher), this.codec.encodeEnvelope({
-        kind: EnvelopeKind.System, target: watcher, sender: this.systemAddress, messageType: typeName, correlationId: '', replyTo: '', payload: bytes,
-      }));
+      this.transport.publish(this.subjectOf(watcher), this.codec.encode(
+        { kind: EnvelopeKind.System, target: watcher, sender: this.systemAddress, correlationId: '', replyTo: '' }, { type: 'Terminated', actor, reason },
+      ));
     } catch (err) {
       this.deadLetters.record({ reason: reasonOf(err), target: watcher, messageType: 'Terminated', error: describe(err) });
     }
@@ -724,10 +768,10 @@ class SystemImpl implements ActorSystem, CellHost {
     if (this.remoteWatches.get(node) !== w || this.shutdownPromise) return;
     let unreachable = false;
     try {
-      const { typeName, bytes } = this.codec.encodeMessage({ type: 'Heartbeat', node: this.node } as MessageObject);
-      await this.transport.request(systemSubject(this.cluster, node), this.codec.encodeEnvelope({
-        kind: EnvelopeKind.System, target: `${node}/${SYSTEM_PATH}`, sender: this.systemAddress, messageType: typeName, correlationId: '', replyTo: '', payload: bytes,
-      }), { timeoutMs: this.opts.heartbeatTimeoutMs });
+      await this.transport.request(systemSubject(this.cluster, node), this.codec.encode(
+        { kind: EnvelopeKind.System, target: `${node}/${SYSTEM_PATH}`, sender: this.systemAddress, correlationId: '', replyTo: '' },
+        { type: 'Heartbeat', node: this.node },
+      ), { timeoutMs: this.opts.heartbeatTimeoutMs });
       w.missed = 0;
     } catch (err) {
       if (err instanceof NoRespondersError) unreachable = true;
@@ -781,7 +825,7 @@ class SystemImpl implements ActorSystem, CellHost {
   }
 
   private async doShutdown(): Promise<void> {
-    for (const cell of [...this.root.children.values()].reverse()) this.stopCell(cell, 'stopped');
+    for (const cell of [...(this.root.children?.values() ?? [])].reverse()) this.stopCell(cell, 'stopped');
     this.root.halt();
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(new SystemShutdownError(this.node));
     for (const w of this.remoteWatches.values()) this.clock.clearTimeout(w.timer);

@@ -26,7 +26,15 @@ export interface WireEnvelope {
   headers?: Record<string, string>;
 }
 
+/** Everything of an envelope but its payload (which `encode` writes from the message itself). */
+export type EnvelopeHead = Omit<WireEnvelope, 'messageType' | 'payload'>;
+
 export interface Codec {
+  /**
+   * Encode `message` inside an envelope, in one pass (the payload is written in place, not copied).
+   * Throws `UnknownMessageTypeError`, `PayloadTooLargeError`, or `TypeError` for a field of the wrong type.
+   */
+  encode(head: EnvelopeHead, message: MessageObject): Uint8Array;
   /** Learn a message set; short names must be unique per system. */
   register(set: MessageSet): void;
   /** True when the short name is a registered message type. */
@@ -103,17 +111,43 @@ export function createCodec(options: { maxPayloadBytes: number }): Codec {
   register(wireMessages as MessageSet);
   const envelopeType = byShort.get('Envelope')!.type;
 
+  const checked = (message: MessageObject): { entry: Entry; obj: Record<string, unknown> } => {
+    const entry = byShort.get(message.type);
+    if (!entry) throw new UnknownMessageTypeError(String(message.type));
+    const obj = entry.hasEnums ? enumsToNumbers(entry.type, message) : (message as Record<string, unknown>);
+    // protobufjs would silently zero or coerce a field of the wrong type; refuse instead
+    const problem = entry.type.verify(obj);
+    if (problem !== null) throw new TypeError(`cannot encode ${entry.fullName}: ${problem}`);
+    return { entry, obj };
+  };
+
   return {
     maxPayloadBytes,
     register,
+    encode(head, message) {
+      const { entry, obj } = checked(message);
+      // Field numbers and wire types of troupe.wire.Envelope (see envelope.proto).
+      const w = protobuf.Writer.create();
+      w.uint32(8).uint32(WIRE_VERSION);
+      if (head.kind !== 0) w.uint32(16).uint32(head.kind);
+      if (head.target) w.uint32(26).string(head.target);
+      if (head.sender) w.uint32(34).string(head.sender);
+      w.uint32(42).string(entry.fullName);
+      if (head.correlationId) w.uint32(50).string(head.correlationId);
+      if (head.replyTo) w.uint32(58).string(head.replyTo);
+      w.uint32(66).fork();
+      entry.type.encode(obj, w);
+      w.ldelim();
+      if (head.headers) {
+        for (const [k, v] of Object.entries(head.headers)) w.uint32(74).fork().uint32(10).string(k).uint32(18).string(v).ldelim();
+      }
+      const bytes = w.finish();
+      if (bytes.length > maxPayloadBytes) throw new PayloadTooLargeError(bytes.length, maxPayloadBytes, head.target || undefined);
+      return bytes;
+    },
     knows: (shortName) => byShort.has(shortName),
     encodeMessage(message) {
-      const entry = byShort.get(message.type);
-      if (!entry) throw new UnknownMessageTypeError(String(message.type));
-      const obj = entry.hasEnums ? enumsToNumbers(entry.type, message) : (message as Record<string, unknown>);
-      // protobufjs would silently zero or coerce a field of the wrong type; refuse instead
-      const problem = entry.type.verify(obj);
-      if (problem !== null) throw new TypeError(`cannot encode ${entry.fullName}: ${problem}`);
+      const { entry, obj } = checked(message);
       let bytes: Uint8Array;
       try {
         bytes = entry.type.encode(obj).finish();

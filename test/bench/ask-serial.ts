@@ -13,7 +13,7 @@
  */
 import { connect } from '@nats-io/transport-node';
 import { alternate, percentile, row, type Bench, type Variant } from './harness.ts';
-import { bytes, Counter, Echo, natsPair } from './fixtures.ts';
+import { bytes, Echo, natsPair } from './fixtures.ts';
 import type { EchoReply } from './bench.pb.ts';
 
 const BLOCK = 1_000;
@@ -43,9 +43,6 @@ export const bench: Bench = {
     const nc2 = await connect({ servers: ctx.natsUrl, name: 'bench-raw-responder' });
     try {
       const echo = pair.b.spawn(Echo, { name: 'echo' });
-      // A node's codec learns message types from the actors spawned on it; `a` asks from outside
-      // any actor, so it hosts one idle actor declaring the bench messages.
-      pair.a.spawn(Counter, { name: 'types' });
       const remoteEcho = pair.a.ref(echo.address);
       nc2.subscribe('bench.raw.echo', { callback: (_err, msg) => void msg.respond(msg.data) });
       await nc2.flush();

@@ -80,11 +80,15 @@ export function countOf(system: ActorSystem, address: string): number {
 
 /**
  * Two systems on one cluster, each with its own NATS connection to `url` — as two processes would
- * have — both subscribed before this resolves.
+ * have — both subscribed before this resolves. Both know the bench messages, so either can ask from
+ * outside any actor.
  */
 export async function natsPair(url: string, cluster: string): Promise<{ a: ActorSystem; b: ActorSystem; close(): Promise<void> }> {
-  const a = createSystem({ cluster, node: 'a', logger: silentLogger(), transport: await connectNats({ servers: url, name: `${cluster}-a` }) });
-  const b = createSystem({ cluster, node: 'b', logger: silentLogger(), transport: await connectNats({ servers: url, name: `${cluster}-b` }) });
+  const system = async (node: string): Promise<ActorSystem> => createSystem({
+    cluster, node, logger: silentLogger(), messages: [messages], transport: await connectNats({ servers: url, name: `${cluster}-${node}` }),
+  });
+  const a = await system('a');
+  const b = await system('b');
   await a.ready();
   await b.ready();
   return {

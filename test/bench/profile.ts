@@ -95,7 +95,6 @@ const SCENARIOS: Record<string, Scenario> = {
     const pair = await natsPair(url, 'profile');
     try {
       const echo = pair.b.spawn(Echo, { name: 'echo' });
-      pair.a.spawn(Counter, { name: 'types' });
       const data = bytes(64);
       const run = async (n: number): Promise<number> => {
         const t0 = performance.now();

@@ -20,7 +20,7 @@ describe('examples on the embedded bus', () => {
   it('supervised-workers: restarts within the window, then escalation stops the subtree', async () => {
     const lines: string[] = [];
     const { results } = await supervisedWorkers({ say: (l) => lines.push(l), logger: createLogger({ level: 'silent' }) });
-    expect(results).toEqual([
+    expect(results.slice(0, 8)).toEqual([
       'job 1 done (jobs done since this worker started: 1)',
       'job 2 done (jobs done since this worker started: 2)',
       'job 3 failed: ActorFailedError',
@@ -29,8 +29,9 @@ describe('examples on the embedded bus', () => {
       'job 6 failed: ActorFailedError',
       'job 7 done (jobs done since this worker started: 1)',
       'job 8 failed: ActorFailedError',
-      'job 9 failed: ActorStoppedError',
     ]);
+    // job 9 races the escalation: it is either caught in the stopping worker's mailbox or finds it gone
+    expect(results[8]).toMatch(/^job 9 failed: (ActorStoppedError|NoRespondersError)$/);
     const text = lines.join('\n');
     expect(text).toMatch(/restart worker after 50 ms — restart 1 of 3/);
     expect(text).toMatch(/restart worker after 100 ms — restart 2 of 3/);
