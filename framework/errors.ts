@@ -21,6 +21,12 @@ export const ErrorCode = {
   ActorStopped: 'ACTOR_STOPPED',
   ActorFailed: 'ACTOR_FAILED',
   Remote: 'REMOTE',
+  KvConflict: 'KV_CONFLICT',
+  StoreUnavailable: 'STORE_UNAVAILABLE',
+  BrokenCircuit: 'BROKEN_CIRCUIT',
+  BulkheadRejected: 'BULKHEAD_REJECTED',
+  CallTimeout: 'CALL_TIMEOUT',
+  RetryBudgetExhausted: 'RETRY_BUDGET_EXHAUSTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -219,3 +225,110 @@ export const isActorStoppedError = (e: unknown): e is ActorStoppedError => e ins
 
 /** True when `e` says the call may be retried (troupe errors carry the flag; others are not). */
 export const isRetryable = (e: unknown): boolean => e instanceof TroupeError && e.retryable;
+
+/**
+ * A key-value write lost a compare-and-set: `create` on a key that exists, or `update`/`delete`
+ * whose `expectedRevision` is not the key's current revision. Not retryable as is: read the key
+ * again and decide.
+ */
+export class KvConflictError extends TroupeError {
+  readonly code = ErrorCode.KvConflict;
+  readonly retryable = false;
+  constructor(
+    readonly key: string,
+    /** The revision the caller expected; undefined for `create`. */
+    readonly expectedRevision?: number,
+    /** The key's revision the store saw, when it reports one (0 or undefined: no live value). */
+    readonly actualRevision?: number,
+  ) {
+    super(
+      expectedRevision === undefined
+        ? `key '${key}' already exists${actualRevision !== undefined ? ` (revision ${actualRevision})` : ''}`
+        : `key '${key}' is not at revision ${expectedRevision}${actualRevision !== undefined ? ` (it is at ${actualRevision})` : ''}`,
+    );
+  }
+  override fields() { return { key: this.key, expectedRevision: this.expectedRevision, actualRevision: this.actualRevision }; }
+}
+
+/**
+ * The key-value store could not be reached or did not answer in time; the operation may or may not
+ * have been applied. Retryable, except when `reason` is that the store was closed by its owner.
+ * Never carries credentials.
+ */
+export class StoreUnavailableError extends TroupeError {
+  readonly code = ErrorCode.StoreUnavailable;
+  readonly retryable: boolean;
+  constructor(
+    /** Which store: its kind and bucket/name, e.g. `nats-kv:locks`. */
+    readonly store: string,
+    readonly reason: string,
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
+    super(`store ${store} is unavailable: ${reason}`, options);
+    this.retryable = options?.retryable ?? true;
+  }
+  override fields() { return { store: this.store, reason: this.reason }; }
+}
+
+export const isKvConflictError = (e: unknown): e is KvConflictError => e instanceof KvConflictError;
+export const isStoreUnavailableError = (e: unknown): e is StoreUnavailableError => e instanceof StoreUnavailableError;
+
+/**
+ * A circuit breaker rejected the call without running it. `state` is the breaker's state
+ * (`open`, `half-open` with every trial slot taken, or `isolated`); `retryAtMs` is when it next
+ * lets a trial call through (clock time; undefined while isolated).
+ */
+export class BrokenCircuitError extends TroupeError {
+  readonly code = ErrorCode.BrokenCircuit;
+  readonly retryable = true;
+  constructor(readonly breaker: string, readonly state: string, readonly retryAtMs?: number) {
+    super(`circuit breaker '${breaker}' is ${state}${retryAtMs !== undefined ? `; next trial at ${retryAtMs}` : ''}`);
+  }
+  override fields() { return { breaker: this.breaker, state: this.state, retryAtMs: this.retryAtMs }; }
+}
+
+/** A bulkhead had every execution slot and every queue place taken. */
+export class BulkheadRejectedError extends TroupeError {
+  readonly code = ErrorCode.BulkheadRejected;
+  readonly retryable = true;
+  constructor(
+    readonly bulkhead: string,
+    readonly limit: number,
+    readonly queueCapacity: number,
+    readonly active: number,
+    readonly queued: number,
+    readonly reason: 'full' | 'queue-timeout' = 'full',
+  ) {
+    super(reason === 'full'
+      ? `bulkhead '${bulkhead}' is full: ${active}/${limit} executing, ${queued}/${queueCapacity} queued`
+      : `bulkhead '${bulkhead}': waited too long in the queue (${active}/${limit} executing, ${queued}/${queueCapacity} queued)`);
+  }
+  override fields() {
+    return { bulkhead: this.bulkhead, limit: this.limit, queueCapacity: this.queueCapacity, active: this.active, queued: this.queued, reason: this.reason };
+  }
+}
+
+/** A call ran longer than its timeout policy allows. */
+export class CallTimeoutError extends TroupeError {
+  readonly code = ErrorCode.CallTimeout;
+  readonly retryable = true;
+  constructor(readonly timeoutMs: number) {
+    super(`call timed out after ${timeoutMs} ms`);
+  }
+  override fields() { return { timeoutMs: this.timeoutMs }; }
+}
+
+/** A retry was not attempted because the target's retry budget is spent (a retry storm is being held back). */
+export class RetryBudgetExhaustedError extends TroupeError {
+  readonly code = ErrorCode.RetryBudgetExhausted;
+  readonly retryable = false;
+  constructor(readonly target: string, readonly attempts: number, options?: { cause?: unknown }) {
+    super(`retry budget for '${target}' is exhausted after ${attempts} attempt(s)`, options);
+  }
+  override fields() { return { target: this.target, attempts: this.attempts }; }
+}
+
+export const isBrokenCircuitError = (e: unknown): e is BrokenCircuitError => e instanceof BrokenCircuitError;
+export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError => e instanceof BulkheadRejectedError;
+export const isCallTimeoutError = (e: unknown): e is CallTimeoutError => e instanceof CallTimeoutError;
+export const isRetryBudgetExhaustedError = (e: unknown): e is RetryBudgetExhaustedError => e instanceof RetryBudgetExhaustedError;
