@@ -23,7 +23,7 @@ export { withFaults } from './transport/faults.ts';
 export { DeadLetterReason } from './dead-letters.ts';
 export * from './errors.ts';
 
-export type { ActorSystem, SpawnOptions, AskOptions } from './system.ts';
+export type { ActorSystem, SpawnOptions, AskOptions, AskPolicy } from './system.ts';
 export type {
   ActorDefinition, SupervisorDefinition, ChildSpec, AnyDefinition, TerminatedEvent, Effect, AskInput, MessagesOfDefinition,
 } from './actor.ts';

@@ -4,6 +4,8 @@
  */
 import { createRng, entropySeed, realClock, type Clock, type Rng } from './clock.ts';
 import type { MessageSet } from './codec/messages.ts';
+import type { Address } from './ref.ts';
+import type { AskPolicy } from './system.ts';
 import type { InspectionSink } from './inspector/events.ts';
 import { createLogger, type Logger } from './log.ts';
 import { resolvePolicy, type SupervisionOptions, type SupervisionPolicy } from './supervision.ts';
@@ -65,6 +67,8 @@ export interface SystemOptions {
    * Sets of spawned actors are learnt automatically.
    */
   messages?: readonly MessageSet[];
+  /** A default resilience policy per ask target (one breaker per dependency, say); `ask({ policy })` overrides it. */
+  policyFor?: (target: Address) => AskPolicy | undefined;
 }
 
 /** Options after defaults and validation. */
@@ -87,6 +91,7 @@ export interface ResolvedOptions {
   supervision: SupervisionPolicy;
   inspect: InspectionSink | undefined;
   messages: readonly MessageSet[];
+  policyFor: ((target: Address) => AskPolicy | undefined) | undefined;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -126,5 +131,6 @@ export function resolveOptions(options: SystemOptions = {}): ResolvedOptions {
     supervision: resolvePolicy(options.supervision),
     inspect: options.inspect,
     messages: options.messages ?? [],
+    policyFor: options.policyFor,
   };
 }

@@ -42,6 +42,20 @@ export interface AskOptions {
   signal?: AbortSignal;
   /** Sender address carried with the ask (set by the framework for asks from actors). */
   sender?: RefLike;
+  /**
+   * Run the ask under a resilience policy (a circuit breaker, retry, bulkhead, timeout — or
+   * `wrap(…)` of them, from actors/). Each attempt is one ask with `timeoutMs`.
+   * @default the system's `policyFor(target)`, if any
+   */
+  policy?: AskPolicy;
+}
+
+/**
+ * What `ask` needs of a resilience policy: the shape of every policy in actors/ (`Policy`).
+ * The runtime does not depend on the pattern catalogue; any object of this shape works.
+ */
+export interface AskPolicy {
+  execute<T>(fn: (ctx: { readonly signal: AbortSignal }) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T>;
 }
 
 /** A running actor system: one node of a cluster. */
@@ -485,9 +499,17 @@ class SystemImpl implements ActorSystem, CellHost {
     } catch (err) {
       return Promise.reject(err);
     }
+    const policy = options.policy ?? this.opts.policyFor?.(address as Address);
+    if (policy) {
+      return policy.execute(({ signal }) => this.askOnce(node, address, message, timeoutMs, sender, signal), options.signal) as Promise<R>;
+    }
+    return this.askOnce(node, address, message, timeoutMs, sender, options.signal) as Promise<R>;
+  }
+
+  private askOnce(node: string, address: string, message: MessageObject, timeoutMs: number, sender: Address | undefined, signal?: AbortSignal): Promise<MessageObject> {
     if (this.inspect) this.emit({ kind: 'message.sent', from: sender, to: address, messageType: message.type, ask: true });
-    if (node === this.node) return this.askLocal(address, message, timeoutMs, sender, options.signal) as Promise<R>;
-    return this.askRemote(address, message, timeoutMs, sender, options.signal) as Promise<R>;
+    if (node === this.node) return this.askLocal(address, message, timeoutMs, sender, signal);
+    return this.askRemote(address, message, timeoutMs, sender, signal);
   }
 
   private askLocal(address: string, message: MessageObject, timeoutMs: number, sender: Address | undefined, signal?: AbortSignal): Promise<MessageObject> {
