@@ -20,6 +20,8 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'ask-serial': async () => (await import('./ask-serial.ts')).bench,
   'ask-pipelined': async () => (await import('./ask-pipelined.ts')).bench,
   spawn: async () => (await import('./spawn.ts')).bench,
+  bulkhead: async () => (await import('./bulkhead.ts')).bench,
+  'retry-nofail': async () => (await import('./retry-nofail.ts')).bench,
 };
 
 const DEFAULT_ROUNDS = 5;
