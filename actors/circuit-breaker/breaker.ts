@@ -198,8 +198,15 @@ export function createCircuitBreaker(options: CircuitBreakerOptions = {}): Circu
 
   const reject = (): Promise<never> => {
     const retryAtMs = state === BreakerState.Isolated ? undefined : actor.getSnapshot().context.retryAtMs;
-    fire('rejected', { state, retryAtMs });
-    return Promise.reject(new BrokenCircuitError(name, state === BreakerState.HalfOpen ? 'half-open' : state, retryAtMs));
+    if (listeners.rejected) fire('rejected', { state, retryAtMs });
+    // A fast-fail needs no stack trace, and capturing one is most of its cost.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return Promise.reject(new BrokenCircuitError(name, state === BreakerState.HalfOpen ? 'half-open' : state, retryAtMs));
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
   };
 
   async function runClosed<T>(fn: Protected<T>, signal: AbortSignal): Promise<T> {

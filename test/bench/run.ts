@@ -22,6 +22,9 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   spawn: async () => (await import('./spawn.ts')).bench,
   bulkhead: async () => (await import('./bulkhead.ts')).bench,
   'retry-nofail': async () => (await import('./retry-nofail.ts')).bench,
+  'breaker-closed': async () => (await import('./breaker.ts')).closed,
+  'breaker-open': async () => (await import('./breaker.ts')).open,
+  'policy-stack': async () => (await import('./breaker.ts')).stack,
 };
 
 const DEFAULT_ROUNDS = 5;
