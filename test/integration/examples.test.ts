@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { main as pingPong } from '../../examples/ping-pong.ts';
 import { main as supervisedWorkers } from '../../examples/supervised-workers.ts';
 import { createLogger } from '../../framework/log.ts';
+import { main as resilience } from '../../examples/resilience.ts';
 
 describe('examples on the embedded bus', () => {
   it('ping-pong: a full rally, an ask, the pinger stops when done', async () => {
@@ -38,5 +39,13 @@ describe('examples on the embedded bus', () => {
     expect(text).toMatch(/restart worker after 200 ms — restart 3 of 3/);
     expect(text).toMatch(/escalate worker — restart intensity exceeded/);
     expect(text).toMatch(/local\/workers stopped \(failed\)/);
+  });
+
+  it('resilience: the breaker trips, fails fast, probes and closes; the bulkhead sheds a burst', async () => {
+    const lines: string[] = [];
+    const { outcomes, transitions } = await resilience({ say: (l) => lines.push(l), logger: createLogger({ level: 'silent' }) });
+    expect(transitions).toEqual(['closed→open', 'open→halfOpen', 'halfOpen→closed']);
+    expect(outcomes).toEqual({ ok: 10, retried: 2, Error: 2, BrokenCircuitError: 4, BulkheadRejectedError: 3 });
+    expect(lines.join('\n')).toMatch(/rejected at once — circuit open, next trial in \d+ ms/);
   });
 });
