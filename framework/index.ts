@@ -21,6 +21,8 @@ export { createMemoryBus } from './transport/memory.ts';
 export { connectNats } from './transport/nats.ts';
 export { withFaults } from './transport/faults.ts';
 export { DeadLetterReason } from './dead-letters.ts';
+export { createMemoryKvStore } from './store/memory.ts';
+export { createNatsKvStore } from './store/nats-kv.ts';
 export * from './errors.ts';
 
 export type { ActorSystem, SpawnOptions, AskOptions, AskPolicy } from './system.ts';
@@ -39,3 +41,6 @@ export type { FaultyTransport } from './transport/faults.ts';
 export type { SystemOptions } from './options.ts';
 export type { DeadLetter, DeadLetters } from './dead-letters.ts';
 export type { InspectionEvent, InspectionSink } from './inspector/events.ts';
+export type { KvStore, KvEntry, KvWatch } from './store/store.ts';
+export type { MemoryKvStore } from './store/memory.ts';
+export type { NatsKvStoreOptions } from './store/nats-kv.ts';

@@ -13,8 +13,9 @@
 import { jetstream, JetStreamApiCodes, JetStreamApiError, StorageType } from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { KV, KvEntry as NatsKvEntry, KvStatus, KvWatchEntry } from '@nats-io/kv';
-import { connect, errors as natsErrors, nkeyAuthenticator } from '@nats-io/transport-node';
-import type { NatsConnection, NodeConnectionOptions, QueuedIterator } from '@nats-io/transport-node';
+import { connect, errors as natsErrors } from '@nats-io/transport-node';
+import { Redactor, toNatsConnectionOptions } from '../transport/nats-connection.ts';
+import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import { realClock } from '../clock.ts';
 import type { Clock, TimerId } from '../clock.ts';
 import { InvalidNameError, isTroupeError, KvConflictError, PayloadTooLargeError, StoreUnavailableError } from '../errors.ts';
@@ -177,64 +178,6 @@ function resolveNatsKvOptions(options: NatsKvStoreOptions): ResolvedNatsKvOption
   };
 }
 
-function toConnectionOptions(o: ResolvedNatsKvOptions): NodeConnectionOptions {
-  const authenticators = o.authenticator === undefined ? [] : Array.isArray(o.authenticator) ? [...o.authenticator] : [o.authenticator];
-  if (o.nkeySeed !== undefined) authenticators.push(nkeyAuthenticator(new TextEncoder().encode(o.nkeySeed)));
-  const nats: NodeConnectionOptions = {
-    servers: o.servers,
-    reconnect: true,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: o.reconnectTimeWaitMs,
-    timeout: o.connectTimeoutMs,
-  };
-  if (o.name !== undefined) nats.name = o.name;
-  if (o.user !== undefined) nats.user = o.user;
-  if (o.pass !== undefined) nats.pass = o.pass;
-  if (o.token !== undefined) nats.token = o.token;
-  if (authenticators.length > 0) nats.authenticator = authenticators.length === 1 ? authenticators[0]! : authenticators;
-  if (o.tls !== undefined) nats.tls = o.tls;
-  return nats;
-}
-
-/** Removes the configured secrets, and `user:password@` in server URLs, from text. */
-class Redactor {
-  private readonly secrets: string[];
-  readonly serversLabel: string;
-
-  constructor(o: ResolvedNatsKvOptions) {
-    const secrets = [o.pass, o.token, o.nkeySeed].filter((s): s is string => typeof s === 'string' && s.length > 0);
-    const labels: string[] = [];
-    for (const server of o.servers) {
-      const m = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@(.*)$/i.exec(server);
-      if (!m) {
-        labels.push(server);
-        continue;
-      }
-      const userinfo = m[2]!;
-      secrets.push(userinfo);
-      const colon = userinfo.indexOf(':');
-      if (colon >= 0 && colon < userinfo.length - 1) secrets.push(userinfo.slice(colon + 1));
-      labels.push(`${m[1] ?? ''}***@${m[3]!}`);
-    }
-    this.secrets = secrets.sort((a, b) => b.length - a.length); // longest first: a secret containing another goes whole
-    this.serversLabel = labels.join(',');
-  }
-
-  text(s: string): string {
-    let out = s;
-    for (const secret of this.secrets) out = out.split(secret).join('***');
-    return out;
-  }
-
-  /** A copy of `err` safe to keep as a cause: same name, redacted message, no cause chain. */
-  error(err: unknown): Error {
-    const e = err instanceof Error ? err : new Error(String(err));
-    const safe = new Error(this.text(e.message));
-    safe.name = e.name;
-    return safe;
-  }
-}
-
 /**
  * Connect to NATS, create the bucket if it does not exist (or open it), and return a `KvStore`
  * over it. Rejects with `StoreUnavailableError` when the servers cannot be reached or JetStream is
@@ -250,7 +193,13 @@ export async function createNatsKvStore(options: NatsKvStoreOptions): Promise<Kv
   const label = `nats-kv:${o.bucket}`;
   let nc: NatsConnection;
   try {
-    nc = await connect(toConnectionOptions(o));
+    nc = await connect(toNatsConnectionOptions({
+      ...o,
+      authenticators: o.authenticator === undefined ? [] : Array.isArray(o.authenticator) ? o.authenticator : [o.authenticator],
+      reconnect: true,
+      maxReconnectAttempts: -1,
+      timeoutMs: o.connectTimeoutMs,
+    }));
   } catch (err) {
     const auth = err instanceof natsErrors.AuthorizationError || err instanceof natsErrors.UserAuthenticationExpiredError;
     const reason = auth

@@ -3,7 +3,8 @@
  * contract, with nats.js errors mapped to troupe's typed errors and credentials kept out of every
  * message, log field and error this module produces.
  */
-import { connect, errors as natsErrors, nkeyAuthenticator } from '@nats-io/transport-node';
+import { connect, errors as natsErrors } from '@nats-io/transport-node';
+import { Redactor, toNatsConnectionOptions } from './nats-connection.ts';
 import type { Authenticator, Msg, NatsConnection, NodeConnectionOptions, Status } from '@nats-io/transport-node';
 import { realClock } from '../clock.ts';
 import type { Clock, TimerId } from '../clock.ts';
@@ -143,68 +144,6 @@ function resolveNatsOptions(options: NatsTransportOptions): ResolvedNatsOptions 
     drainTimeoutMs: durationMs('drainTimeoutMs', options.drainTimeoutMs, DEFAULT_DRAIN_TIMEOUT_MS, 1),
     clock: options.clock ?? realClock(),
   };
-}
-
-function toNatsConnectionOptions(o: ResolvedNatsOptions): NodeConnectionOptions {
-  const authenticators = [...o.authenticators];
-  if (o.nkeySeed !== undefined) authenticators.push(nkeyAuthenticator(new TextEncoder().encode(o.nkeySeed)));
-  const nats: NodeConnectionOptions = {
-    servers: o.servers,
-    reconnect: o.reconnect,
-    maxReconnectAttempts: o.maxReconnectAttempts,
-    reconnectTimeWait: o.reconnectTimeWaitMs,
-    timeout: o.timeoutMs,
-  };
-  if (o.name !== undefined) nats.name = o.name;
-  if (o.user !== undefined) nats.user = o.user;
-  if (o.pass !== undefined) nats.pass = o.pass;
-  if (o.token !== undefined) nats.token = o.token;
-  if (authenticators.length > 0) nats.authenticator = authenticators.length === 1 ? authenticators[0]! : authenticators;
-  if (o.tls !== undefined) nats.tls = o.tls;
-  return nats;
-}
-
-/**
- * Keeps secrets out of text: the configured password, token and nkey seed, and any
- * `user:password@` embedded in a server URL, are replaced with `***`.
- */
-class Redactor {
-  private readonly secrets: string[];
-  readonly serversLabel: string;
-
-  constructor(o: ResolvedNatsOptions) {
-    const secrets = [o.pass, o.token, o.nkeySeed].filter((s): s is string => typeof s === 'string' && s.length > 0);
-    const labels: string[] = [];
-    for (const server of o.servers) {
-      const m = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@(.*)$/i.exec(server);
-      if (m) {
-        const userinfo = m[2]!;
-        secrets.push(userinfo);
-        const colon = userinfo.indexOf(':');
-        if (colon >= 0 && colon < userinfo.length - 1) secrets.push(userinfo.slice(colon + 1));
-        labels.push(`${m[1] ?? ''}***@${m[3]!}`);
-      } else {
-        labels.push(server);
-      }
-    }
-    // Longest first, so a secret that contains another is removed whole.
-    this.secrets = secrets.sort((a, b) => b.length - a.length);
-    this.serversLabel = labels.join(',');
-  }
-
-  text(s: string): string {
-    let out = s;
-    for (const secret of this.secrets) out = out.split(secret).join('***');
-    return out;
-  }
-
-  /** A copy of `err` safe to log: same name, redacted message, no cause chain. */
-  error(err: unknown): Error {
-    const e = err instanceof Error ? err : new Error(String(err));
-    const safe = new Error(this.text(e.message));
-    safe.name = e.name;
-    return safe;
-  }
 }
 
 /**
