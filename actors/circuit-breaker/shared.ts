@@ -99,7 +99,15 @@ export function shareBreaker(breaker: CircuitBreaker, options: ShareOptions): Sh
       },
     );
 
-  const publish = (s: SharedState): Promise<void> => attempt(`write ${stateKey}`, () => store.put(stateKey, enc(s)));
+  /** The last state this node wanted to share but could not (the store was unreachable); sent on rejoin. */
+  let unsent: SharedState | undefined;
+  const publish = (s: SharedState): Promise<void> => {
+    unsent = s;
+    return attempt(`write ${stateKey}`, async () => {
+      await store.put(stateKey, enc(s));
+      if (unsent === s) unsent = undefined;
+    });
+  };
 
   const quorumReached = (): boolean => {
     if (!options.quorum) return true;
@@ -186,7 +194,12 @@ export function shareBreaker(breaker: CircuitBreaker, options: ShareOptions): Sh
       for (const w of watches) w.stop();
       watches = [];
       startWatching().then(
-        () => setMode('shared', 'store reachable again'),
+        () => {
+          setMode('shared', 'store reachable again');
+          // what happened here while cut off is still news for the others
+          if (unsent && breaker.state === (unsent.state === 'open' ? BreakerState.Open : BreakerState.Closed)) void publish(unsent);
+          else unsent = undefined;
+        },
         (err: unknown) => {
           mode = 'local-only';
           scheduleReconnect();

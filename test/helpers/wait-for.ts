@@ -32,3 +32,30 @@ export async function waitFor(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/**
+ * Retry `fn` until it resolves, while it fails with an error `transient` accepts (other errors fail
+ * at once); gives up after `timeoutMs`. For "the cluster is still electing a leader" moments.
+ */
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T>,
+  { timeoutMs = 30_000, transient = () => true }: { timeoutMs?: number; transient?: (err: unknown) => boolean } = {},
+): Promise<T> {
+  let result: { value: T } | undefined;
+  let failures = 0;
+  await waitFor(
+    async () => {
+      try {
+        result = { value: await fn() };
+        return true;
+      } catch (err) {
+        if (!transient(err)) throw err;
+        failures++;
+        return false;
+      }
+    },
+    { timeoutMs, intervalMs: 100, message: () => `${what} (${failures} transient failures so far)` },
+  );
+  return result!.value;
+}

@@ -7,7 +7,7 @@ import type { NatsKvStoreOptions } from '../../framework/store/nats-kv.ts';
 import type { KvEntry, KvStore } from '../../framework/store/store.ts';
 import { natsServerScope, requireNatsServer } from '../helpers/nats-server.ts';
 import { storeConformance } from '../helpers/store-conformance.ts';
-import { waitFor } from '../helpers/wait-for.ts';
+import { waitFor, eventually as retryWhileUnavailable } from '../helpers/wait-for.ts';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -16,24 +16,8 @@ const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
  * Retries `fn` while it fails with StoreUnavailableError (what a caller does during a failover),
  * until it succeeds or the deadline passes.
  */
-async function eventually<T>(what: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  let result: { value: T } | undefined;
-  let failures = 0;
-  await waitFor(
-    async () => {
-      try {
-        result = { value: await fn() };
-        return true;
-      } catch (err) {
-        if (!isStoreUnavailableError(err)) throw err;
-        failures++;
-        return false;
-      }
-    },
-    { timeoutMs, intervalMs: 100, message: () => `${what} (${failures} unavailable so far)` },
-  );
-  return result!.value;
-}
+const eventually = <T>(what: string, fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> =>
+  retryWhileUnavailable(what, fn, { timeoutMs, transient: isStoreUnavailableError });
 
 /** Resolves to the rejection of `p` and how long it took, or fails the test when `p` resolves. */
 async function timedRejection(p: Promise<unknown>): Promise<{ err: unknown; ms: number }> {

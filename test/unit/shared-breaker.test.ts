@@ -87,5 +87,7 @@ describe('cluster-wide circuit breaker', () => {
     await flush();
     expect(a!.shared.mode).toBe('shared');
     expect(modes).toEqual(['local-only', 'shared']);
+    // what a learnt while cut off reaches the others once it rejoins
+    expect(b!.breaker.state).toBe('open');
   });
 });
