@@ -16,6 +16,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   'ping-pong': { module: 'examples/ping-pong.ts', summary: 'two actors in one process: a rally of tells, an ask, a death watch' },
   'supervised-workers': { module: 'examples/supervised-workers.ts', summary: 'a crashing worker restarted within its window, then escalated' },
   resilience: { module: 'examples/resilience.ts', summary: 'retry + circuit breaker + bulkhead + timeout around a flaky service' },
+  'resilience-cluster': { module: 'examples/resilience-cluster/main.ts', summary: 'a breaker shared by two OS processes through NATS KV: one trips, both open' },
   'two-nodes': { module: 'examples/two-nodes/main.ts', summary: 'two OS processes over a real nats-server: remote tell, ask, death watch on kill' },
 };
 

@@ -78,6 +78,11 @@ export interface CircuitBreaker extends Policy {
   enable(): void;
   /** Another node's view (cluster-wide sharing): open until `retryAtMs`, or closed. */
   applyRemote(update: { state: 'open'; retryAtMs: number; reason: string } | { state: 'closed' }): void;
+  /**
+   * Half-open trials are admitted only while `gate()` is true (cluster-wide sharing: only the node
+   * that owns the trial probes). `undefined` removes the gate.
+   */
+  setTrialGate(gate: (() => boolean) | undefined): void;
   /** Serialisable state, for `restore`. */
   snapshot(): BreakerSnapshot;
   on<K extends keyof BreakerEventMap>(event: K, listener: (e: BreakerEventMap[K]) => void): () => void;
@@ -153,6 +158,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions = {}): Circu
   let state: BreakerStateName = BreakerState.Closed;
   let consecutive = 0;
   let trialsInFlight = 0;
+  let trialGate: (() => boolean) | undefined;
   const listeners: Partial<Record<keyof BreakerEventMap, Set<(e: never) => void>>> = {};
   const fire = <K extends keyof BreakerEventMap>(event: K, payload: BreakerEventMap[K]): void => {
     const set = listeners[event] as Set<(e: BreakerEventMap[K]) => void> | undefined;
@@ -258,7 +264,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions = {}): Circu
           return Promise.resolve().then(() => fn({ signal: signal ?? NEVER_ABORTED }));
         case BreakerState.HalfOpen:
           // single-threaded: check-and-increment is atomic, so never more than halfOpenTrials at once
-          if (trialsInFlight >= halfOpenTrials) return reject();
+          if (trialsInFlight >= halfOpenTrials || (trialGate !== undefined && !trialGate())) return reject();
           return runTrial(fn, signal ?? NEVER_ABORTED);
         default:
           return reject();
@@ -271,6 +277,9 @@ export function createCircuitBreaker(options: CircuitBreakerOptions = {}): Circu
     applyRemote(update) {
       if (update.state === 'open') actor.send({ type: 'REMOTE_OPEN', nowMs: clock.now(), retryAtMs: update.retryAtMs, reason: update.reason });
       else actor.send({ type: 'REMOTE_CLOSE', nowMs: clock.now() });
+    },
+    setTrialGate(gate) {
+      trialGate = gate;
     },
     snapshot() {
       const { openMs: _o, backoffFactor: _b, maxOpenMs: _m, halfOpenTrials: _h, ...context } = actor.getSnapshot().context;

@@ -81,6 +81,10 @@ export function shareBreaker(breaker: CircuitBreaker, options: ShareOptions): Sh
   let reconnectTimer: unknown;
   const modeListeners = new Set<(e: { mode: ShareMode; reason: string }) => void>();
   const reports = new Map<string, number>(); // node → time it reported failing
+  /** True while this node owns the current half-open trial. */
+  let ownsTrial = false;
+  // Admit a half-open trial only once the KV says this node owns it (or the store is out of reach).
+  breaker.setTrialGate(() => ownsTrial || mode === 'local-only');
 
   const setMode = (next: ShareMode, reason: string): void => {
     if (mode === next) return;
@@ -132,6 +136,7 @@ export function shareBreaker(breaker: CircuitBreaker, options: ShareOptions): Sh
   };
 
   const offStateChange = breaker.on('stateChange', (e) => {
+    if (e.from === BreakerState.HalfOpen) ownsTrial = false;
     if (applyingRemote || stopped) return;
     const retryAtMs = breaker.snapshot().context.retryAtMs;
     if (e.to === BreakerState.Open) {
@@ -150,7 +155,10 @@ export function shareBreaker(breaker: CircuitBreaker, options: ShareOptions): Sh
     } else if (e.to === BreakerState.HalfOpen && mode === 'shared') {
       // one node probes: the one whose create() wins; the others keep waiting
       store.create(trialKey, enc({ node, atMs: clock.now() }), { ttlMs: trialLeaseMs }).then(
-        () => setMode('shared', 'trial ownership taken'),
+        () => {
+          ownsTrial = breaker.state === BreakerState.HalfOpen;
+          setMode('shared', 'trial ownership taken');
+        },
         (err: unknown) => {
           if (err instanceof KvConflictError) {
             if (breaker.state !== BreakerState.HalfOpen) return;
@@ -220,6 +228,7 @@ export function shareBreaker(breaker: CircuitBreaker, options: ShareOptions): Sh
     },
     async stop() {
       stopped = true;
+      breaker.setTrialGate(undefined);
       offStateChange();
       if (reconnectTimer !== undefined) clock.clearTimeout(reconnectTimer);
       for (const w of watches) w.stop();

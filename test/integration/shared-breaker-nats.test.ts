@@ -10,6 +10,7 @@ import { realClock } from '../../framework/clock.ts';
 import { BrokenCircuitError, isStoreUnavailableError } from '../../framework/errors.ts';
 import { createNatsKvStore } from '../../framework/store/nats-kv.ts';
 import type { KvStore } from '../../framework/store/store.ts';
+import { main as resilienceCluster } from '../../examples/resilience-cluster/main.ts';
 import { natsServerScope, requireNatsServer } from '../helpers/nats-server.ts';
 import { eventually, waitFor } from '../helpers/wait-for.ts';
 
@@ -74,5 +75,14 @@ describe.skipIf(!requireNatsServer())('cluster-wide circuit breaker over NATS KV
     for (let i = 0; i < 2; i++) await a.breaker.execute(boom).catch(() => undefined);
     expect(a.breaker.state).toBe('open');
     await waitFor(() => b.breaker.state === 'open', { timeoutMs: 30_000, intervalMs: 50 });
+  });
+
+  it('example: two OS processes share a breaker — node B opens when node A trips, and closes after the probe', { timeout: 60_000 }, async () => {
+    const srv = await servers.start({ jetstream: true });
+    const lines: string[] = [];
+    const { nodeB } = await resilienceCluster({ nats: srv.url, say: (l) => lines.push(l) });
+    expect(nodeB.some((l) => /breaker closed → open: remote: node-a: 3 consecutive failures/.test(l))).toBe(true);
+    expect(nodeB.some((l) => /^probe: BrokenCircuitError/.test(l))).toBe(true);
+    expect(nodeB.some((l) => / → closed/.test(l))).toBe(true);
   });
 });
