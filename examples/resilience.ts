@@ -57,6 +57,9 @@ export async function main(options: { say?: (line: string) => void; logger?: Log
   breaker.on('stateChange', (e) => { transitions.push(`${e.from}→${e.to}`); say(`  ⚡ breaker ${e.from} → ${e.to}: ${e.reason}`); });
   retry.on('retry', () => count('retried'));
 
+  // the policies' charts appear with the system's actors (and in the inspector)
+  system.host('breaker-payments', breaker.actor, { type: 'circuit-breaker' });
+  system.host('bulkhead-payments', bulkhead.actor, { type: 'bulkhead' });
   try {
     const payments = system.spawn(Payments, { name: 'payments' });
     let order = 0;

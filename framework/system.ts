@@ -2,7 +2,7 @@
  * The actor system: registry, clock, codec, transport, and `deliver()` — the one choke point every
  * message passes (local → mailbox, remote → envelope → transport).
  */
-import { fromPromise, type AnyStateMachine } from 'xstate';
+import { fromPromise, type AnyActorRef, type AnyStateMachine } from 'xstate';
 import {
   ActorCell, type AnyDefinition, type AskInput, type CellHost, type Effect, type MessagesOfDefinition, type TerminatedEvent, type UserItem,
 } from './actor.ts';
@@ -93,6 +93,14 @@ export interface ActorSystem extends AsyncDisposable {
   snapshotOf(ref: RefLike): { value: unknown; context: unknown; status: string } | undefined;
   /** Addresses of live local actors. */
   actors(): Address[];
+  /**
+   * Show an XState actor that something else runs — a policy's state chart (a circuit breaker's,
+   * a bulkhead's) — with the system's actors: it gets the address `node/name`, appears in `actors()`,
+   * `snapshotOf()` and the inspection stream. It receives no messages (its owner drives it); the
+   * returned function (or `stop(ref)`) removes it.
+   * @example system.host('breaker-payments', breaker.actor, { type: 'circuit-breaker' });
+   */
+  host(name: string, actor: AnyActorRef, options?: { type?: string }): () => void;
   /** Stop every actor, fail pending asks, notify remote watchers, close the transport. Idempotent. */
   shutdown(): Promise<void>;
 }
@@ -159,6 +167,8 @@ class SystemImpl implements ActorSystem, CellHost {
   private dispatching = false;
   private readonly dispatch = (): void => this.runReady();
   private readonly registeredSets = new WeakSet<object>();
+  /** Actors run by others (policies), shown with ours: address → actor and what to undo. */
+  private readonly hosted = new Map<string, { actor: AnyActorRef; release: () => void }>();
 
   constructor(options: SystemOptions) {
     this.opts = resolveOptions(options);
@@ -329,8 +339,33 @@ class SystemImpl implements ActorSystem, CellHost {
   }
 
   stop(ref: RefLike): void {
-    const cell = this.registry.get(addressOf(ref));
+    const address = addressOf(ref);
+    const cell = this.registry.get(address);
     if (cell) this.stopCell(cell, 'stopped');
+    else this.hosted.get(address)?.release();
+  }
+
+  host(name: string, actor: AnyActorRef, options: { type?: string } = {}): () => void {
+    validateName(name, 'hosted actor name');
+    const address = `${this.node}/${name}`;
+    if (this.registry.has(address) || this.hosted.has(address)) throw new NameTakenError(address);
+    let sub: { unsubscribe(): void } | undefined;
+    if (this.inspect) {
+      const logic = (actor as { logic?: { toJSON?: () => unknown } }).logic;
+      this.emit({ kind: 'actor.spawned', actor: address, actorType: options.type ?? 'hosted', machine: logic?.toJSON?.() });
+      const report = (s: { value?: unknown; context?: unknown; status?: string }): void =>
+        this.emit({ kind: 'actor.snapshot', actor: address, value: s.value, context: s.context, status: s.status ?? 'active' });
+      report(actor.getSnapshot() as { value?: unknown });
+      sub = actor.subscribe({ next: report, error: () => undefined });
+    }
+    const release = (): void => {
+      if (this.hosted.get(address)?.actor !== actor) return;
+      this.hosted.delete(address);
+      sub?.unsubscribe();
+      if (this.inspect) this.emit({ kind: 'actor.stopped', actor: address, reason: 'unhosted' });
+    };
+    this.hosted.set(address, { actor, release });
+    return release;
   }
 
   private stopCell(cell: ActorCell, reason: string): void {
@@ -831,14 +866,16 @@ class SystemImpl implements ActorSystem, CellHost {
   }
 
   snapshotOf(ref: RefLike): { value: unknown; context: unknown; status: string } | undefined {
-    const cell = this.registry.get(addressOf(ref));
-    if (!cell) return undefined;
-    const s = cell.snapshot() as { value: unknown; context: unknown; status: string };
+    const address = addressOf(ref);
+    const cell = this.registry.get(address);
+    const hosted = cell ? undefined : this.hosted.get(address);
+    if (!cell && !hosted) return undefined;
+    const s = (cell ? cell.snapshot() : hosted!.actor.getSnapshot()) as { value: unknown; context: unknown; status: string };
     return { value: s.value, context: s.context, status: s.status };
   }
 
   actors(): Address[] {
-    return [...this.registry.keys()] as Address[];
+    return [...this.registry.keys(), ...this.hosted.keys()] as Address[];
   }
 
   shutdown(): Promise<void> {
@@ -849,6 +886,7 @@ class SystemImpl implements ActorSystem, CellHost {
   private async doShutdown(): Promise<void> {
     for (const cell of [...(this.root.children?.values() ?? [])].reverse()) this.stopCell(cell, 'stopped');
     this.root.halt();
+    for (const h of [...this.hosted.values()]) h.release();
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(new SystemShutdownError(this.node));
     for (const w of this.remoteWatches.values()) this.clock.clearTimeout(w.timer);
     this.remoteWatches.clear();

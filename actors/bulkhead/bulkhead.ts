@@ -91,6 +91,8 @@ export interface Bulkhead extends Policy {
   stats(): BulkheadStats;
   /** The bulkhead's state chart: its mode and the counts as of the latest mode change. */
   snapshot(): SnapshotFrom<typeof bulkheadMachine>;
+  /** The hosted XState actor of the mode chart (`system.host(…)`, the inspector). */
+  readonly actor: Actor<typeof bulkheadMachine>;
   /** Listen to rejections or mode changes; returns the function that stops listening. Listeners must not throw. */
   on<E extends keyof BulkheadEvents>(event: E, listener: (payload: BulkheadEvents[E]) => void): () => void;
 }
@@ -144,7 +146,7 @@ class BulkheadImpl implements Bulkhead {
   private readonly queueCapacity: number;
   private readonly queueTimeoutMs: number;
   private readonly clock: Clock;
-  private readonly actor: Actor<typeof bulkheadMachine>;
+  readonly actor: Actor<typeof bulkheadMachine>;
   private active = 0;
   private queued = 0;
   private rejected = 0;

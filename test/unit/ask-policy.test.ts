@@ -54,4 +54,24 @@ describe('ask under a policy', () => {
     await expect(plain).rejects.toBeInstanceOf(AskTimeoutError);
     await system.shutdown();
   });
+
+  it('a policy\'s state chart can be hosted with the system\'s actors (actors(), snapshotOf, inspection)', async () => {
+    const clock = simulatedClock(1);
+    const events: Array<{ kind: string; actor?: string; value?: unknown }> = [];
+    const system = createSystem({ cluster: 't', node: 'n1', clock, logger: silentLogger(), rng: createRng(4), inspect: (e) => events.push(e as never) });
+    const breaker = createCircuitBreaker({ name: 'ghosts', clock, consecutiveFailures: 1, openMs: 1_000 });
+    const unhost = system.host('breaker-ghosts', breaker.actor, { type: 'circuit-breaker' });
+    expect(() => system.host('breaker-ghosts', breaker.actor)).toThrow(/already exists/);
+    expect(system.actors()).toContain('n1/breaker-ghosts');
+    expect(system.snapshotOf('n1/breaker-ghosts')?.value).toBe('closed');
+    await expect(system.ask('n1/ghost', { type: 'Get' }, { policy: breaker })).rejects.toBeInstanceOf(NoRespondersError);
+    expect(system.snapshotOf('n1/breaker-ghosts')?.value).toBe('open');
+    const mine = events.filter((e) => e.actor === 'n1/breaker-ghosts');
+    expect(mine.map((e) => e.kind)).toEqual(['actor.spawned', 'actor.snapshot', 'actor.snapshot']);
+    expect(mine.map((e) => e.value).slice(1)).toEqual(['closed', 'open']);
+    unhost();
+    expect(system.actors()).not.toContain('n1/breaker-ghosts');
+    breaker.dispose();
+    await system.shutdown();
+  });
 });
