@@ -14,7 +14,7 @@ import { jetstream, JetStreamApiCodes, JetStreamApiError, StorageType } from '@n
 import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import type { KV, KvEntry as NatsKvEntry, KvStatus, KvWatchEntry } from '@nats-io/kv';
 import { connect, errors as natsErrors } from '@nats-io/transport-node';
-import { Redactor, toNatsConnectionOptions } from '../transport/nats-connection.ts';
+import { drainWithin, Redactor, toNatsConnectionOptions } from '../transport/nats-connection.ts';
 import type { NatsConnection, QueuedIterator } from '@nats-io/transport-node';
 import { realClock } from '../clock.ts';
 import type { Clock, TimerId } from '../clock.ts';
@@ -607,22 +607,7 @@ class NatsKvStore implements KvStore {
     const err = this.unavailable('the store is closed', false);
     for (const fail of Array.from(this.inflight)) fail(err);
     if (!this.nc.isClosed()) {
-      const clock = this.options.clock;
-      let timer: TimerId | undefined;
-      const deadline = new Promise<'timeout'>((resolve) => {
-        timer = clock.setTimeout(() => resolve('timeout'), this.options.timeoutMs);
-      });
-      try {
-        // Draining needs the server; while reconnecting there is nothing in flight it could deliver.
-        const drained = this.state === 'reconnecting' ? Promise.resolve('skip' as const) : this.nc.drain().then(() => 'drained' as const);
-        const outcome = await Promise.race([drained, deadline]);
-        if (outcome !== 'drained' && !this.nc.isClosed()) await this.nc.close();
-      } catch {
-        if (!this.nc.isClosed() && !this.nc.isDraining()) await this.nc.close().catch(() => undefined);
-      } finally {
-        clock.clearTimeout(timer);
-      }
-      await this.nc.closed();
+      await drainWithin(this.nc, { clock: this.options.clock, timeoutMs: this.options.timeoutMs, reconnecting: this.state === 'reconnecting' });
     }
     this.markClosed();
   }

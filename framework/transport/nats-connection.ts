@@ -4,7 +4,8 @@
  * credentials out of every message, log line and error.
  */
 import { nkeyAuthenticator } from '@nats-io/transport-node';
-import type { Authenticator, NodeConnectionOptions } from '@nats-io/transport-node';
+import type { Authenticator, NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
+import type { Clock, TimerId } from '../clock.ts';
 
 /** Connection settings after validation. */
 export interface NatsConnectionSettings {
@@ -83,4 +84,27 @@ export class Redactor {
     safe.name = e.name;
     return safe;
   }
+}
+
+/**
+ * Drain `nc` (deliver what is in flight, then close), but never wait longer than `timeoutMs` on
+ * the injected clock: past it, or while reconnecting (a drain needs the server), close at once.
+ * Resolves when the connection is closed.
+ */
+export async function drainWithin(nc: NatsConnection, opts: { clock: Clock; timeoutMs: number; reconnecting: boolean }): Promise<void> {
+  let timer: TimerId | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => {
+    timer = opts.clock.setTimeout(() => resolve('timeout'), opts.timeoutMs);
+  });
+  try {
+    const drained = opts.reconnecting ? Promise.resolve<'skip'>('skip') : nc.drain().then(() => 'drained' as const);
+    const outcome = await Promise.race([drained, deadline]);
+    if (outcome !== 'drained' && !nc.isClosed()) await nc.close();
+  } catch {
+    // Already closed or draining (e.g. closed by the server): wait for nats.js to finish below.
+    if (!nc.isClosed() && !nc.isDraining()) await nc.close().catch(() => undefined);
+  } finally {
+    opts.clock.clearTimeout(timer);
+  }
+  await nc.closed();
 }

@@ -4,10 +4,10 @@
  * message, log field and error this module produces.
  */
 import { connect, errors as natsErrors } from '@nats-io/transport-node';
-import { Redactor, toNatsConnectionOptions } from './nats-connection.ts';
+import { drainWithin, Redactor, toNatsConnectionOptions } from './nats-connection.ts';
 import type { Authenticator, Msg, NatsConnection, NodeConnectionOptions, Status } from '@nats-io/transport-node';
 import { realClock } from '../clock.ts';
-import type { Clock, TimerId } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import {
   AbortedError,
   ConnectionError,
@@ -437,23 +437,7 @@ class NatsTransport implements Transport {
       this.markClosed();
       return;
     }
-    const clock = this.options.clock;
-    let timer: TimerId | undefined;
-    const deadline = new Promise<'timeout'>((resolve) => {
-      timer = clock.setTimeout(() => resolve('timeout'), this.options.drainTimeoutMs);
-    });
-    try {
-      // Draining needs the server; while reconnecting there is nothing in flight it could deliver.
-      const drained = this.state === 'reconnecting' ? Promise.resolve<'skip'>('skip') : this.nc.drain().then(() => 'drained' as const);
-      const outcome = await Promise.race([drained, deadline]);
-      if (outcome !== 'drained' && !this.nc.isClosed()) await this.nc.close();
-    } catch {
-      // Already closed or draining (e.g. closed by the server): wait for nats.js to finish below.
-      if (!this.nc.isClosed() && !this.nc.isDraining()) await this.nc.close().catch(() => undefined);
-    } finally {
-      clock.clearTimeout(timer);
-    }
-    await this.nc.closed();
+    await drainWithin(this.nc, { clock: this.options.clock, timeoutMs: this.options.drainTimeoutMs, reconnecting: this.state === 'reconnecting' });
     this.markClosed();
   }
 
