@@ -33,6 +33,9 @@ export function toNatsConnectionOptions(o: NatsConnectionSettings): NodeConnecti
     maxReconnectAttempts: o.maxReconnectAttempts,
     reconnectTimeWait: o.reconnectTimeWaitMs,
     timeout: o.timeoutMs,
+    // nats.js would build an Error (a stack capture) per request just in case it fails; troupe maps
+    // failures to its own typed errors, so that cost on every request buys nothing.
+    noAsyncTraces: true,
   };
   if (o.name !== undefined) nats.name = o.name;
   if (o.user !== undefined) nats.user = o.user;
