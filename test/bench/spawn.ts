@@ -2,10 +2,8 @@
  * spawn — actor creation.
  *
  * Throughput: a round spawns N actors of the counter machine on a fresh embedded-bus system
- * (`system.spawn(Counter, { name })`: name check, registry, supervision bookkeeping in the root
- * supervisor, cell + mailbox, `createActor(…).start()`), then yields until the event loop is idle
- * (`quiesce()`), so the work each spawn queued — the root supervisor's ChildStarted events, which its
- * mailbox works off 256 per macrotask, and each cell's first turn — is counted too.
+ * (`system.spawn(Counter, { name })`: name check, registry, cell + mailbox, `createActor(…).start()`),
+ * then yields until the event loop is idle (`quiesce()`), so any work a spawn queued is counted too.
  * Baseline: `createActor(counterMachine).start()` N times, kept in an array, same final quiesce.
  *
  * Memory: in a fresh `node --expose-gc` child process per measurement (spawn-heap.ts), retained heap
@@ -21,9 +19,7 @@ import { createSystem, silentLogger } from '../../framework/index.ts';
 import { alternate, median, quiesce, row, tick, type Bench } from './harness.ts';
 import { Counter, counterMachine } from './fixtures.ts';
 
-// Small because troupe's root supervisor currently does O(actors) work per spawn (see README):
-// 5 000 top-level spawns take seconds to settle, 20 000 about two minutes.
-const N = 5_000;
+const N = 20_000;
 const HEAP_ACTORS = 100_000;
 const HEAP_ROUNDS = 1;
 const here = dirname(fileURLToPath(import.meta.url));
