@@ -51,8 +51,14 @@ export function timeout(options: TimeoutOptions): Policy & { readonly timeoutMs:
           if (strategy === 'aggressive') reject(new CallTimeoutError(timeoutMs));
         }, timeoutMs);
         const ctx: PolicyContext = { signal: inner.signal };
-        Promise.resolve()
-          .then(() => fn(ctx))
+        // the call starts now, inside execute(), so it sees every abort that follows
+        let started: PromiseLike<T> | T;
+        try {
+          started = fn(ctx);
+        } catch (err) {
+          started = Promise.reject(err);
+        }
+        Promise.resolve(started)
           .then(
             (value) => resolve(value),
             (err: unknown) => reject(timedOut ? Object.assign(new CallTimeoutError(timeoutMs), { cause: err }) : err),
