@@ -1,0 +1,363 @@
+/**
+ * Raft's rules as a pure step function, etcd-style: `step(state, input) → { state, effects }`.
+ * Time arrives as `Tick` inputs (the host ticks every `tickMs`), randomness as a seeded `random()`
+ * in the config, so the same inputs always give the same outputs — the simulator and the paper
+ * tests rely on it. The state chart (machine.ts) hosts this function and shows the role.
+ *
+ * Implemented: leader election with randomized timeouts (§5.2) and pre-vote (thesis §9.6), terms
+ * and votes persisted before any answer (the `raft.persist` effect comes first), AppendEntries with
+ * the consistency check and conflict truncation (§5.3), commit only of current-term entries by
+ * majority match (§5.4.2, Figure 8), a no-op entry on election, in-order apply, check-quorum (a
+ * leader that has not heard from a majority for an election timeout steps down), batched and
+ * pipelined replication (up to `maxBatch` entries per AppendEntries, `nextIndex` advanced
+ * optimistically).
+ */
+import type { AppendEntries, AppendResponse, Entry, Propose, RaftEffect, RaftMessage, RaftRole, RequestVote, VoteResponse } from './types.ts';
+
+export interface RaftConfig {
+  readonly id: string;
+  /** Every voter, this node included. */
+  readonly voters: readonly string[];
+  /** Election timeout is uniform in [electionTicks, 2·electionTicks) ticks. */
+  readonly electionTicks: number;
+  /** A leader sends heartbeats every `heartbeatTicks` ticks. */
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  /** Most entries per AppendEntries. */
+  readonly maxBatch: number;
+  /** Seeded randomness in [0, 1). */
+  readonly random: () => number;
+}
+
+export interface RaftState {
+  readonly role: RaftRole;
+  readonly term: number;
+  readonly votedFor: string | undefined;
+  /** log[i - 1] is entry i. */
+  readonly log: readonly Entry[];
+  readonly commitIndex: number;
+  readonly lastApplied: number;
+  readonly leader: string | undefined;
+  /** Votes (or pre-votes) granted in the current election, this node's included. */
+  readonly votes: readonly string[];
+  readonly nextIndex: Readonly<Record<string, number>>;
+  readonly matchIndex: Readonly<Record<string, number>>;
+  /** Ticks since the last reset of the election (or check-quorum) timer. */
+  readonly elapsed: number;
+  readonly heartbeatElapsed: number;
+  /** This election's randomized timeout, in ticks. */
+  readonly timeoutTicks: number;
+  /** Peers heard from since the last check-quorum (leader). */
+  readonly active: readonly string[];
+}
+
+export type RaftInput = RaftMessage | Propose | { readonly type: 'Tick' };
+
+export interface StepResult {
+  readonly state: RaftState;
+  readonly effects: readonly RaftEffect[];
+}
+
+/** Durable state a node restarts from. */
+export interface HardState {
+  readonly term: number;
+  readonly votedFor: string | undefined;
+  readonly log: readonly Entry[];
+}
+
+const randomTimeout = (c: RaftConfig): number => c.electionTicks + Math.floor(c.random() * c.electionTicks);
+
+/** The state of a node starting (or restarting) from `hard`. Commit index is volatile: it restarts at 0. */
+export function initialState(config: RaftConfig, hard: HardState = { term: 0, votedFor: undefined, log: [] }): RaftState {
+  return {
+    role: 'follower', term: hard.term, votedFor: hard.votedFor, log: hard.log, commitIndex: 0, lastApplied: 0,
+    leader: undefined, votes: [], nextIndex: {}, matchIndex: {}, elapsed: 0, heartbeatElapsed: 0,
+    timeoutTicks: randomTimeout(config), active: [],
+  };
+}
+
+export const lastIndex = (s: RaftState): number => s.log.length;
+export const termAt = (s: RaftState, index: number): number => (index === 0 ? 0 : (s.log[index - 1]?.term ?? -1));
+const lastTerm = (s: RaftState): number => termAt(s, lastIndex(s));
+const quorum = (c: RaftConfig): number => Math.floor(c.voters.length / 2) + 1;
+const peers = (c: RaftConfig): string[] => c.voters.filter((v) => v !== c.id);
+
+/** A step in progress: state plus the effects so far. Persisting is folded into one effect per step. */
+class Step {
+  effects: RaftEffect[] = [];
+  private persist: { truncateFrom: number | undefined; append: Entry[] } | undefined;
+  private persistAt = -1;
+  constructor(public s: RaftState, readonly c: RaftConfig) {}
+
+  set(patch: Partial<RaftState>): void {
+    this.s = { ...this.s, ...patch };
+  }
+
+  /** Term/vote/log changed: one persist effect, placed before any send that follows it. */
+  durable(truncateFrom?: number, append: readonly Entry[] = []): void {
+    if (!this.persist) {
+      this.persist = { truncateFrom, append: [...append] };
+      this.persistAt = this.effects.length;
+      this.effects.push({ type: 'raft.persist', term: 0, votedFor: undefined, truncateFrom, append: [] }); // filled in finish()
+      return;
+    }
+    if (truncateFrom !== undefined) {
+      const base = this.persist.truncateFrom;
+      this.persist.truncateFrom = base === undefined ? truncateFrom : Math.min(base, truncateFrom);
+      this.persist.append = this.persist.append.filter((e) => e.index < truncateFrom);
+    }
+    this.persist.append.push(...append);
+  }
+
+  send(to: string, message: RaftMessage): void {
+    this.effects.push({ type: 'raft.send', to, message });
+  }
+
+  finish(): StepResult {
+    if (this.persist) {
+      this.effects[this.persistAt] = {
+        type: 'raft.persist', term: this.s.term, votedFor: this.s.votedFor,
+        truncateFrom: this.persist.truncateFrom, append: this.persist.append,
+      };
+    }
+    return { state: this.s, effects: this.effects };
+  }
+}
+
+function becomeFollower(st: Step, term: number, leader: string | undefined): void {
+  const changed = term !== st.s.term;
+  const wasRole = st.s.role;
+  st.set({
+    role: 'follower', term, votedFor: changed ? undefined : st.s.votedFor, leader, votes: [], elapsed: 0,
+    timeoutTicks: randomTimeout(st.c), active: [],
+  });
+  if (changed) st.durable();
+  if (changed || wasRole !== 'follower' || leader !== undefined) st.effects.push({ type: 'raft.role', role: 'follower', term, leader });
+}
+
+function campaign(st: Step, preVote: boolean): void {
+  const { c } = st;
+  if (preVote) {
+    st.set({ role: 'preCandidate', votes: [c.id], elapsed: 0, timeoutTicks: randomTimeout(c), leader: undefined });
+  } else {
+    st.set({ role: 'candidate', term: st.s.term + 1, votedFor: c.id, votes: [c.id], elapsed: 0, timeoutTicks: randomTimeout(c), leader: undefined });
+    st.durable();
+  }
+  st.effects.push({ type: 'raft.role', role: st.s.role, term: st.s.term, leader: undefined });
+  if (st.s.votes.length >= quorum(c)) {
+    if (preVote) campaign(st, false);
+    else becomeLeader(st);
+    return;
+  }
+  for (const p of peers(c)) {
+    st.send(p, {
+      type: 'RequestVote', term: preVote ? st.s.term + 1 : st.s.term, from: c.id,
+      lastLogIndex: lastIndex(st.s), lastLogTerm: lastTerm(st.s), preVote,
+    });
+  }
+}
+
+function becomeLeader(st: Step): void {
+  const { c } = st;
+  const next: Record<string, number> = {};
+  const match: Record<string, number> = {};
+  for (const p of peers(c)) {
+    next[p] = lastIndex(st.s) + 1;
+    match[p] = 0;
+  }
+  // A no-op in the new term lets entries of earlier terms commit (§5.4.2, §8).
+  const noop: Entry = { term: st.s.term, index: lastIndex(st.s) + 1, data: new Uint8Array(0) };
+  st.set({ role: 'leader', leader: c.id, nextIndex: next, matchIndex: match, log: [...st.s.log, noop], heartbeatElapsed: 0, elapsed: 0, active: [] });
+  st.durable(undefined, [noop]);
+  st.effects.push({ type: 'raft.role', role: 'leader', term: st.s.term, leader: c.id });
+  advanceCommit(st);
+  for (const p of peers(c)) replicate(st, p);
+}
+
+/** Send `peer` what it lacks, from nextIndex (pipelined: nextIndex moves on optimistically). */
+function replicate(st: Step, peer: string, heartbeatOnly = false): void {
+  const next = st.s.nextIndex[peer] ?? lastIndex(st.s) + 1;
+  const prev = next - 1;
+  const entries = heartbeatOnly ? [] : st.s.log.slice(prev, prev + st.c.maxBatch);
+  st.send(peer, {
+    type: 'AppendEntries', term: st.s.term, from: st.c.id, prevLogIndex: prev, prevLogTerm: termAt(st.s, prev),
+    entries, leaderCommit: st.s.commitIndex,
+  });
+  if (entries.length > 0) st.set({ nextIndex: { ...st.s.nextIndex, [peer]: next + entries.length } });
+}
+
+/** Leader: commit the highest index a majority matches, if its entry is of the current term (Figure 8). */
+function advanceCommit(st: Step): void {
+  const { c, s } = st;
+  const matches = c.voters.map((v) => (v === c.id ? lastIndex(s) : (s.matchIndex[v] ?? 0))).sort((a, b) => b - a);
+  const n = matches[quorum(c) - 1]!;
+  if (n > s.commitIndex && termAt(s, n) === s.term) {
+    st.set({ commitIndex: n });
+    apply(st);
+  }
+}
+
+function apply(st: Step): void {
+  const { s } = st;
+  if (s.commitIndex <= s.lastApplied) return;
+  const entries = s.log.slice(s.lastApplied, s.commitIndex);
+  st.set({ lastApplied: s.commitIndex });
+  st.effects.push({ type: 'raft.apply', entries });
+}
+
+function onRequestVote(st: Step, m: RequestVote): void {
+  const { s, c } = st;
+  const upToDate = m.lastLogTerm > lastTerm(s) || (m.lastLogTerm === lastTerm(s) && m.lastLogIndex >= lastIndex(s));
+  if (m.preVote) {
+    // Grant a pre-vote only to a term ahead with an up-to-date log, and only when we have not heard
+    // from a leader within the election timeout (so a rejoining node cannot disrupt a live leader).
+    const leaderAlive = s.leader !== undefined && s.elapsed < c.electionTicks;
+    const granted = m.term > s.term && upToDate && !leaderAlive;
+    st.send(m.from, { type: 'VoteResponse', term: granted ? m.term : s.term, from: c.id, granted, preVote: true });
+    return;
+  }
+  const granted = m.term === s.term && upToDate && (s.votedFor === undefined || s.votedFor === m.from);
+  if (granted && s.votedFor !== m.from) {
+    st.set({ votedFor: m.from, elapsed: 0 });
+    st.durable(); // the vote is durable before the answer leaves (§5.2, Figure 2)
+  } else if (granted) {
+    st.set({ elapsed: 0 });
+  }
+  st.send(m.from, { type: 'VoteResponse', term: s.term, from: c.id, granted, preVote: false });
+}
+
+function onVoteResponse(st: Step, m: VoteResponse): void {
+  const { s, c } = st;
+  const wanted = m.preVote ? s.role === 'preCandidate' && m.term === s.term + 1 : s.role === 'candidate' && m.term === s.term;
+  if (!wanted || !m.granted || s.votes.includes(m.from)) return;
+  st.set({ votes: [...s.votes, m.from] });
+  if (st.s.votes.length < quorum(c)) return;
+  if (m.preVote) campaign(st, false);
+  else becomeLeader(st);
+}
+
+function onAppendEntries(st: Step, m: AppendEntries): void {
+  const { c } = st;
+  // m.term === current term here: a valid leader for this term
+  if (st.s.role !== 'follower' || st.s.leader !== m.from) becomeFollower(st, m.term, m.from);
+  st.set({ elapsed: 0, leader: m.from });
+  const s = st.s;
+  if (m.prevLogIndex > lastIndex(s) || termAt(s, m.prevLogIndex) !== m.prevLogTerm) {
+    // Log-consistency check failed (§5.3): hint where to retry — the end of our log, or the first
+    // index of the conflicting term.
+    let hint = Math.min(m.prevLogIndex, lastIndex(s) + 1);
+    if (m.prevLogIndex <= lastIndex(s)) {
+      const t = termAt(s, m.prevLogIndex);
+      while (hint > 1 && termAt(s, hint - 1) === t) hint--;
+    }
+    st.send(m.from, { type: 'AppendResponse', term: s.term, from: c.id, success: false, matchIndex: 0, conflictIndex: Math.max(1, hint) });
+    return;
+  }
+  // Append what is new; truncate at the first conflict (§5.3, rule 3) — never truncate committed entries.
+  let log = s.log;
+  let truncateFrom: number | undefined;
+  const appended: Entry[] = [];
+  for (const e of m.entries) {
+    if (e.index <= log.length && log[e.index - 1]!.term === e.term) continue;
+    if (e.index <= log.length) {
+      truncateFrom ??= e.index;
+      log = log.slice(0, e.index - 1);
+    }
+    log = [...log, e];
+    appended.push(e);
+  }
+  if (appended.length > 0 || truncateFrom !== undefined) {
+    st.set({ log });
+    st.durable(truncateFrom, appended);
+  }
+  const matchIndex = m.prevLogIndex + m.entries.length;
+  // commit what the leader committed, as far as this message proves we hold it — never backwards
+  // (a reordered, older AppendEntries proves less than we already know)
+  const commit = Math.min(m.leaderCommit, matchIndex);
+  if (commit > st.s.commitIndex) {
+    st.set({ commitIndex: commit });
+    apply(st);
+  }
+  st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: c.id, success: true, matchIndex, conflictIndex: 0 });
+}
+
+function onAppendResponse(st: Step, m: AppendResponse): void {
+  const { s } = st;
+  if (s.role !== 'leader') return;
+  if (!s.active.includes(m.from)) st.set({ active: [...s.active, m.from] });
+  if (m.success) {
+    const match = Math.max(s.matchIndex[m.from] ?? 0, m.matchIndex);
+    const next = Math.max(st.s.nextIndex[m.from] ?? 1, match + 1);
+    st.set({ matchIndex: { ...st.s.matchIndex, [m.from]: match }, nextIndex: { ...st.s.nextIndex, [m.from]: next } });
+    advanceCommit(st);
+    if (next <= lastIndex(st.s)) replicate(st, m.from);
+    return;
+  }
+  // Back off to the follower's hint and retry at once.
+  st.set({ nextIndex: { ...st.s.nextIndex, [m.from]: Math.max(1, Math.min(m.conflictIndex, lastIndex(st.s) + 1)) } });
+  replicate(st, m.from);
+}
+
+function onTick(st: Step): void {
+  const { c } = st;
+  const s = st.s;
+  if (s.role === 'leader') {
+    const heartbeatElapsed = s.heartbeatElapsed + 1;
+    const elapsed = s.elapsed + 1;
+    st.set({ heartbeatElapsed, elapsed });
+    if (c.checkQuorum && elapsed >= c.electionTicks) {
+      // check-quorum: a leader that has not heard from a majority for an election timeout steps down
+      if (st.s.active.length + 1 < quorum(c)) {
+        becomeFollower(st, s.term, undefined);
+        return;
+      }
+      st.set({ elapsed: 0, active: [] });
+    }
+    if (heartbeatElapsed >= c.heartbeatTicks) {
+      st.set({ heartbeatElapsed: 0 });
+      for (const p of peers(c)) replicate(st, p, (st.s.nextIndex[p] ?? 0) > lastIndex(st.s));
+    }
+    return;
+  }
+  st.set({ elapsed: s.elapsed + 1 });
+  if (st.s.elapsed >= s.timeoutTicks) campaign(st, c.preVote);
+}
+
+function onPropose(st: Step, m: Propose): void {
+  const { s } = st;
+  if (s.role !== 'leader') {
+    st.effects.push({ type: 'raft.notLeader', leader: s.leader });
+    return;
+  }
+  const entry: Entry = { term: s.term, index: lastIndex(s) + 1, data: m.data };
+  st.set({ log: [...s.log, entry] });
+  st.durable(undefined, [entry]);
+  advanceCommit(st); // a single-voter cluster commits at once
+  for (const p of peers(st.c)) if ((st.s.nextIndex[p] ?? 0) === entry.index) replicate(st, p);
+}
+
+/** One step of Raft. Pure. */
+export function step(config: RaftConfig, state: RaftState, input: RaftInput): StepResult {
+  const st = new Step(state, config);
+  if (input.type === 'Tick') onTick(st);
+  else if (input.type === 'Propose') onPropose(st, input);
+  else {
+    const m = input;
+    // Any message from a higher term makes us a follower of that term first (§5.1) — except a
+    // pre-vote request or a granted pre-vote response, which must not disturb anyone.
+    const preVoteTraffic = (m.type === 'RequestVote' && m.preVote) || (m.type === 'VoteResponse' && m.preVote && m.granted);
+    if (m.term > st.s.term && !preVoteTraffic) {
+      becomeFollower(st, m.term, m.type === 'AppendEntries' ? m.from : undefined);
+    }
+    if (m.term < st.s.term && !(m.type === 'RequestVote' && m.preVote)) {
+      // Stale term: tell the sender our term so it steps down (§5.1); ignore stale responses.
+      if (m.type === 'AppendEntries') st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: config.id, success: false, matchIndex: 0, conflictIndex: 0 });
+      if (m.type === 'RequestVote') st.send(m.from, { type: 'VoteResponse', term: st.s.term, from: config.id, granted: false, preVote: false });
+    } else if (m.type === 'RequestVote') onRequestVote(st, m);
+    else if (m.type === 'VoteResponse') onVoteResponse(st, m);
+    else if (m.type === 'AppendEntries') onAppendEntries(st, m);
+    else onAppendResponse(st, m);
+  }
+  return st.finish();
+}
