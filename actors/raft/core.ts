@@ -10,9 +10,13 @@
  * majority match (§5.4.2, Figure 8), a no-op entry on election, in-order apply, check-quorum (a
  * leader that has not heard from a majority for an election timeout steps down), batched and
  * pipelined replication (up to `maxBatch` entries per AppendEntries, `nextIndex` advanced
- * optimistically).
+ * optimistically), linearizable reads through ReadIndex (§6.4: a read is ready once a majority
+ * confirmed leadership after it arrived and the leader has committed an entry of its term), and
+ * leadership transfer (thesis §3.10: bring the target up to date, then `TimeoutNow`).
  */
-import type { AppendEntries, AppendResponse, Entry, Propose, RaftEffect, RaftMessage, RaftRole, RequestVote, VoteResponse } from './types.ts';
+import type {
+  AppendEntries, AppendResponse, Entry, Propose, RaftEffect, RaftMessage, RaftRole, ReadIndex, RequestVote, TransferLeadership, VoteResponse,
+} from './types.ts';
 
 export interface RaftConfig {
   readonly id: string;
@@ -50,9 +54,18 @@ export interface RaftState {
   readonly timeoutTicks: number;
   /** Peers heard from since the last check-quorum (leader). */
   readonly active: readonly string[];
+  /** Last ReadIndex round issued (leader). */
+  readonly readSeq: number;
+  /** Highest read round each peer has answered (leader). */
+  readonly readAcks: Readonly<Record<string, number>>;
+  /** Reads waiting for confirmation; `seq` 0 = waiting for the first commit of this term. */
+  readonly pendingReads: ReadonlyArray<{ readonly id: string; readonly index: number; readonly seq: number }>;
+  /** Leadership being handed to this voter (leader), and ticks since it started. */
+  readonly transferTo: string | undefined;
+  readonly transferElapsed: number;
 }
 
-export type RaftInput = RaftMessage | Propose | { readonly type: 'Tick' };
+export type RaftInput = RaftMessage | Propose | ReadIndex | TransferLeadership | { readonly type: 'Tick' };
 
 export interface StepResult {
   readonly state: RaftState;
@@ -73,7 +86,7 @@ export function initialState(config: RaftConfig, hard: HardState = { term: 0, vo
   return {
     role: 'follower', term: hard.term, votedFor: hard.votedFor, log: hard.log, commitIndex: 0, lastApplied: 0,
     leader: undefined, votes: [], nextIndex: {}, matchIndex: {}, elapsed: 0, heartbeatElapsed: 0,
-    timeoutTicks: randomTimeout(config), active: [],
+    timeoutTicks: randomTimeout(config), active: [], readSeq: 0, readAcks: {}, pendingReads: [], transferTo: undefined, transferElapsed: 0,
   };
 }
 
@@ -128,6 +141,8 @@ class Step {
 function becomeFollower(st: Step, term: number, leader: string | undefined): void {
   const changed = term !== st.s.term;
   const wasRole = st.s.role;
+  for (const r of st.s.pendingReads) st.effects.push({ type: 'raft.notLeader', leader, readId: r.id });
+  st.set({ pendingReads: [], readAcks: {}, transferTo: undefined, transferElapsed: 0 });
   st.set({
     role: 'follower', term, votedFor: changed ? undefined : st.s.votedFor, leader, votes: [], elapsed: 0,
     timeoutTicks: randomTimeout(st.c), active: [],
@@ -182,7 +197,7 @@ function replicate(st: Step, peer: string, heartbeatOnly = false): void {
   const entries = heartbeatOnly ? [] : st.s.log.slice(prev, prev + st.c.maxBatch);
   st.send(peer, {
     type: 'AppendEntries', term: st.s.term, from: st.c.id, prevLogIndex: prev, prevLogTerm: termAt(st.s, prev),
-    entries, leaderCommit: st.s.commitIndex,
+    entries, leaderCommit: st.s.commitIndex, readSeq: st.s.readSeq,
   });
   if (entries.length > 0) st.set({ nextIndex: { ...st.s.nextIndex, [peer]: next + entries.length } });
 }
@@ -195,7 +210,31 @@ function advanceCommit(st: Step): void {
   if (n > s.commitIndex && termAt(s, n) === s.term) {
     st.set({ commitIndex: n });
     apply(st);
+    // reads that waited for this term's first commit can start their confirmation round
+    if (st.s.pendingReads.some((r) => r.seq === 0)) {
+      const seq = st.s.readSeq + 1;
+      st.set({ readSeq: seq, pendingReads: st.s.pendingReads.map((r) => (r.seq === 0 ? { ...r, index: n, seq } : r)) });
+      for (const p of peers(c)) replicate(st, p, (st.s.nextIndex[p] ?? 0) > lastIndex(st.s));
+      confirmReads(st);
+    }
   }
+}
+
+/** Serve reads whose round a majority has answered. */
+function confirmReads(st: Step): void {
+  const { s, c } = st;
+  if (s.pendingReads.length === 0) return;
+  const ready: Array<{ id: string; index: number }> = [];
+  const waiting = s.pendingReads.filter((r) => {
+    if (r.seq === 0) return true;
+    const acks = 1 + peers(c).filter((p) => (s.readAcks[p] ?? 0) >= r.seq).length;
+    if (acks < quorum(c)) return true;
+    ready.push(r);
+    return false;
+  });
+  if (ready.length === 0) return;
+  st.set({ pendingReads: waiting });
+  for (const r of ready) st.effects.push({ type: 'raft.readReady', id: r.id, index: r.index });
 }
 
 function apply(st: Step): void {
@@ -251,7 +290,7 @@ function onAppendEntries(st: Step, m: AppendEntries): void {
       const t = termAt(s, m.prevLogIndex);
       while (hint > 1 && termAt(s, hint - 1) === t) hint--;
     }
-    st.send(m.from, { type: 'AppendResponse', term: s.term, from: c.id, success: false, matchIndex: 0, conflictIndex: Math.max(1, hint) });
+    st.send(m.from, { type: 'AppendResponse', term: s.term, from: c.id, success: false, matchIndex: 0, conflictIndex: Math.max(1, hint), readSeq: m.readSeq });
     return;
   }
   // Append what is new; truncate at the first conflict (§5.3, rule 3) — never truncate committed entries.
@@ -279,19 +318,26 @@ function onAppendEntries(st: Step, m: AppendEntries): void {
     st.set({ commitIndex: commit });
     apply(st);
   }
-  st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: c.id, success: true, matchIndex, conflictIndex: 0 });
+  st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: c.id, success: true, matchIndex, conflictIndex: 0, readSeq: m.readSeq });
 }
 
 function onAppendResponse(st: Step, m: AppendResponse): void {
   const { s } = st;
   if (s.role !== 'leader') return;
   if (!s.active.includes(m.from)) st.set({ active: [...s.active, m.from] });
+  // any answer in this term confirms our leadership for the read rounds it covers
+  if (m.readSeq > (s.readAcks[m.from] ?? 0)) {
+    st.set({ readAcks: { ...s.readAcks, [m.from]: m.readSeq } });
+    confirmReads(st);
+  }
   if (m.success) {
     const match = Math.max(s.matchIndex[m.from] ?? 0, m.matchIndex);
     const next = Math.max(st.s.nextIndex[m.from] ?? 1, match + 1);
     st.set({ matchIndex: { ...st.s.matchIndex, [m.from]: match }, nextIndex: { ...st.s.nextIndex, [m.from]: next } });
     advanceCommit(st);
-    if (next <= lastIndex(st.s)) replicate(st, m.from);
+    if (st.s.transferTo === m.from && match === lastIndex(st.s)) {
+      st.send(m.from, { type: 'TimeoutNow', term: st.s.term, from: st.c.id });
+    } else if (next <= lastIndex(st.s)) replicate(st, m.from);
     return;
   }
   // Back off to the follower's hint and retry at once.
@@ -306,6 +352,11 @@ function onTick(st: Step): void {
     const heartbeatElapsed = s.heartbeatElapsed + 1;
     const elapsed = s.elapsed + 1;
     st.set({ heartbeatElapsed, elapsed });
+    if (s.transferTo !== undefined) {
+      // a transfer that has not happened within an election timeout is abandoned
+      if (s.transferElapsed + 1 >= c.electionTicks) st.set({ transferTo: undefined, transferElapsed: 0 });
+      else st.set({ transferElapsed: s.transferElapsed + 1 });
+    }
     if (c.checkQuorum && elapsed >= c.electionTicks) {
       // check-quorum: a leader that has not heard from a majority for an election timeout steps down
       if (st.s.active.length + 1 < quorum(c)) {
@@ -326,8 +377,8 @@ function onTick(st: Step): void {
 
 function onPropose(st: Step, m: Propose): void {
   const { s } = st;
-  if (s.role !== 'leader') {
-    st.effects.push({ type: 'raft.notLeader', leader: s.leader });
+  if (s.role !== 'leader' || s.transferTo !== undefined) {
+    st.effects.push({ type: 'raft.notLeader', leader: s.role === 'leader' ? undefined : s.leader });
     return;
   }
   const entry: Entry = { term: s.term, index: lastIndex(s) + 1, data: m.data };
@@ -337,11 +388,42 @@ function onPropose(st: Step, m: Propose): void {
   for (const p of peers(st.c)) if ((st.s.nextIndex[p] ?? 0) === entry.index) replicate(st, p);
 }
 
+function onReadIndex(st: Step, m: ReadIndex): void {
+  const { s, c } = st;
+  if (s.role !== 'leader') {
+    st.effects.push({ type: 'raft.notLeader', leader: s.leader, readId: m.id });
+    return;
+  }
+  if (termAt(s, s.commitIndex) !== s.term) {
+    // not yet sure what is committed: wait for this term's first commit (the no-op)
+    st.set({ pendingReads: [...s.pendingReads, { id: m.id, index: 0, seq: 0 }] });
+    return;
+  }
+  const seq = s.readSeq + 1;
+  st.set({ readSeq: seq, pendingReads: [...s.pendingReads, { id: m.id, index: s.commitIndex, seq }] });
+  confirmReads(st); // a single voter is its own majority
+  for (const p of peers(c)) replicate(st, p, (st.s.nextIndex[p] ?? 0) > lastIndex(st.s));
+}
+
+function onTransfer(st: Step, m: TransferLeadership): void {
+  const { s, c } = st;
+  if (s.role !== 'leader') {
+    st.effects.push({ type: 'raft.notLeader', leader: s.leader });
+    return;
+  }
+  if (m.to === c.id || !c.voters.includes(m.to)) return;
+  st.set({ transferTo: m.to, transferElapsed: 0 });
+  if ((s.matchIndex[m.to] ?? 0) === lastIndex(s)) st.send(m.to, { type: 'TimeoutNow', term: s.term, from: c.id });
+  else replicate(st, m.to);
+}
+
 /** One step of Raft. Pure. */
 export function step(config: RaftConfig, state: RaftState, input: RaftInput): StepResult {
   const st = new Step(state, config);
   if (input.type === 'Tick') onTick(st);
   else if (input.type === 'Propose') onPropose(st, input);
+  else if (input.type === 'ReadIndex') onReadIndex(st, input);
+  else if (input.type === 'TransferLeadership') onTransfer(st, input);
   else {
     const m = input;
     // Any message from a higher term makes us a follower of that term first (§5.1) — except a
@@ -352,12 +434,14 @@ export function step(config: RaftConfig, state: RaftState, input: RaftInput): St
     }
     if (m.term < st.s.term && !(m.type === 'RequestVote' && m.preVote)) {
       // Stale term: tell the sender our term so it steps down (§5.1); ignore stale responses.
-      if (m.type === 'AppendEntries') st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: config.id, success: false, matchIndex: 0, conflictIndex: 0 });
+      if (m.type === 'AppendEntries') st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: config.id, success: false, matchIndex: 0, conflictIndex: 0, readSeq: 0 });
       if (m.type === 'RequestVote') st.send(m.from, { type: 'VoteResponse', term: st.s.term, from: config.id, granted: false, preVote: false });
     } else if (m.type === 'RequestVote') onRequestVote(st, m);
     else if (m.type === 'VoteResponse') onVoteResponse(st, m);
     else if (m.type === 'AppendEntries') onAppendEntries(st, m);
-    else onAppendResponse(st, m);
+    else if (m.type === 'AppendResponse') onAppendResponse(st, m);
+    // TimeoutNow from the current leader: campaign at once, without pre-vote (the leader asked)
+    else if (st.s.role === 'follower') campaign(st, false);
   }
   return st.finish();
 }

@@ -39,6 +39,8 @@ export interface AppendEntries {
   readonly prevLogTerm: number;
   readonly entries: readonly Entry[];
   readonly leaderCommit: number;
+  /** ReadIndex round this message confirms leadership for (echoed in the response); 0 when none. */
+  readonly readSeq: number;
 }
 
 export interface AppendResponse {
@@ -50,14 +52,36 @@ export interface AppendResponse {
   readonly matchIndex: number;
   /** On failure: where the leader should retry from (the follower's hint, §5.3 optimisation). */
   readonly conflictIndex: number;
+  /** The `readSeq` of the AppendEntries answered. */
+  readonly readSeq: number;
 }
 
-export type RaftMessage = RequestVote | VoteResponse | AppendEntries | AppendResponse;
+/** Leadership transfer (thesis §3.10): the leader tells an up-to-date follower to campaign now. */
+export interface TimeoutNow {
+  readonly type: 'TimeoutNow';
+  readonly term: number;
+  readonly from: string;
+}
+
+export type RaftMessage = RequestVote | VoteResponse | AppendEntries | AppendResponse | TimeoutNow;
 
 /** A client proposal (only a leader accepts it). */
 export interface Propose {
   readonly type: 'Propose';
   readonly data: Uint8Array;
+}
+
+/** A linearizable read (ReadIndex, §6.4): answered with `raft.readReady` once leadership is confirmed. */
+export interface ReadIndex {
+  readonly type: 'ReadIndex';
+  /** The caller's id for this read, echoed in `raft.readReady`. */
+  readonly id: string;
+}
+
+/** Ask the leader to hand leadership to `to` (an up-to-date voter). */
+export interface TransferLeadership {
+  readonly type: 'TransferLeadership';
+  readonly to: string;
 }
 
 /** Effects the machine emits; the host carries them out in order. */
@@ -67,8 +91,13 @@ export type RaftEffect =
   | { readonly type: 'raft.send'; readonly to: string; readonly message: RaftMessage }
   /** Entries newly committed, in order, to apply to the state machine. */
   | { readonly type: 'raft.apply'; readonly entries: readonly Entry[] }
-  /** A proposal was rejected because this node is not the leader (hint: who is, if known). */
-  | { readonly type: 'raft.notLeader'; readonly leader: string | undefined }
+  /**
+   * The read `id` may be served from the state machine once it has applied `index`: a majority
+   * confirmed this node was still the leader after the read arrived.
+   */
+  | { readonly type: 'raft.readReady'; readonly id: string; readonly index: number }
+  /** A proposal or read was rejected because this node is not the leader (hint: who is, if known). */
+  | { readonly type: 'raft.notLeader'; readonly leader: string | undefined; readonly readId?: string }
   /** The role changed (for observers and invariant checks). */
   | { readonly type: 'raft.role'; readonly role: RaftRole; readonly term: number; readonly leader: string | undefined };
 

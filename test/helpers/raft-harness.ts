@@ -39,6 +39,8 @@ export class RaftHarness {
   readonly slots = new Map<string, NodeSlot>();
   private queue: InFlight[] = [];
   private seq = 0;
+  /** Read outcomes: `index` -1 means refused (not the leader). */
+  readonly reads: Array<{ node: string; id: string; index: number }> = [];
   /** The committed log as first applied by any node. */
   private readonly committed: Entry[] = [];
   /** term → the node that led it */
@@ -122,6 +124,10 @@ export class RaftHarness {
         }
         return;
       case 'raft.notLeader':
+        if (e.readId !== undefined) this.reads.push({ node: id, id: e.readId, index: -1 });
+        return;
+      case 'raft.readReady':
+        this.reads.push({ node: id, id: e.id, index: e.index });
         return;
     }
   }

@@ -26,7 +26,7 @@ const follower = (over: Partial<RaftState> = {}, id = 'n1'): { c: RaftConfig; s:
 describe('Raft paper rules', () => {
   it('§5.1 reject stale terms: AppendEntries from an older term fails and carries the current term', () => {
     const { c, s } = follower({ term: 5 });
-    const r = step(c, s, { type: 'AppendEntries', term: 3, from: 'n2', prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 });
+    const r = step(c, s, { type: 'AppendEntries', term: 3, from: 'n2', prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0, readSeq: 0 });
     expect(sends(r.effects)).toEqual([{ type: 'raft.send', to: 'n2', message: expect.objectContaining({ type: 'AppendResponse', term: 5, success: false }) }]);
     expect(r.state.leader).toBeUndefined();
   });
@@ -63,20 +63,20 @@ describe('Raft paper rules', () => {
 
   it('§5.3 log matching: a consistency-check failure answers with a retry hint and appends nothing', () => {
     const { c, s } = follower({ term: 2, log: [entry(1, 1), entry(1, 2), entry(2, 3)] });
-    const r = step(c, s, { type: 'AppendEntries', term: 2, from: 'n2', prevLogIndex: 3, prevLogTerm: 1, entries: [entry(2, 4)], leaderCommit: 0 });
+    const r = step(c, s, { type: 'AppendEntries', term: 2, from: 'n2', prevLogIndex: 3, prevLogTerm: 1, entries: [entry(2, 4)], leaderCommit: 0, readSeq: 0 });
     expect(sends(r.effects)[0]!.message).toMatchObject({ type: 'AppendResponse', success: false, conflictIndex: 3 });
     expect(r.state.log).toHaveLength(3);
-    const gap = step(c, s, { type: 'AppendEntries', term: 2, from: 'n2', prevLogIndex: 7, prevLogTerm: 2, entries: [], leaderCommit: 0 });
+    const gap = step(c, s, { type: 'AppendEntries', term: 2, from: 'n2', prevLogIndex: 7, prevLogTerm: 2, entries: [], leaderCommit: 0, readSeq: 0 });
     expect(sends(gap.effects)[0]!.message).toMatchObject({ success: false, conflictIndex: 4 });
   });
 
   it('§5.3 truncate conflicts: entries after a conflicting one are replaced, and the truncation is persisted', () => {
     const { c, s } = follower({ term: 3, log: [entry(1, 1), entry(2, 2), entry(2, 3)] });
-    const r = step(c, s, { type: 'AppendEntries', term: 3, from: 'n2', prevLogIndex: 1, prevLogTerm: 1, entries: [entry(3, 2), entry(3, 3), entry(3, 4)], leaderCommit: 0 });
+    const r = step(c, s, { type: 'AppendEntries', term: 3, from: 'n2', prevLogIndex: 1, prevLogTerm: 1, entries: [entry(3, 2), entry(3, 3), entry(3, 4)], leaderCommit: 0, readSeq: 0 });
     expect(r.state.log.map((e) => e.term)).toEqual([1, 3, 3, 3]);
     expect(r.effects.find((e) => e.type === 'raft.persist')).toMatchObject({ truncateFrom: 2, append: [entry(3, 2), entry(3, 3), entry(3, 4)] });
     // a duplicate of an already-appended batch changes nothing
-    const dup = step(c, r.state, { type: 'AppendEntries', term: 3, from: 'n2', prevLogIndex: 1, prevLogTerm: 1, entries: [entry(3, 2)], leaderCommit: 0 });
+    const dup = step(c, r.state, { type: 'AppendEntries', term: 3, from: 'n2', prevLogIndex: 1, prevLogTerm: 1, entries: [entry(3, 2)], leaderCommit: 0, readSeq: 0 });
     expect(dup.state.log.map((e) => e.term)).toEqual([1, 3, 3, 3]);
     expect(dup.effects.some((e) => e.type === 'raft.persist')).toBe(false);
   });
@@ -88,20 +88,20 @@ describe('Raft paper rules', () => {
       ...initialState(c), role: 'leader', term: 4, leader: 'n1', log: [entry(1, 1), entry(2, 2)],
       nextIndex: { n2: 3, n3: 3, n4: 3, n5: 3 }, matchIndex: { n2: 1, n3: 1, n4: 1, n5: 1 },
     };
-    let r = step(c, s, { type: 'AppendResponse', term: 4, from: 'n2', success: true, matchIndex: 2, conflictIndex: 0 });
-    r = step(c, r.state, { type: 'AppendResponse', term: 4, from: 'n3', success: true, matchIndex: 2, conflictIndex: 0 });
+    let r = step(c, s, { type: 'AppendResponse', term: 4, from: 'n2', success: true, matchIndex: 2, conflictIndex: 0, readSeq: 0 });
+    r = step(c, r.state, { type: 'AppendResponse', term: 4, from: 'n3', success: true, matchIndex: 2, conflictIndex: 0, readSeq: 0 });
     expect(r.state.commitIndex).toBe(0); // index 2 is on 3 of 5 but is of term 2
     const p = step(c, r.state, { type: 'Propose', data: enc('x') }); // index 3, term 4
-    r = step(c, p.state, { type: 'AppendResponse', term: 4, from: 'n2', success: true, matchIndex: 3, conflictIndex: 0 });
+    r = step(c, p.state, { type: 'AppendResponse', term: 4, from: 'n2', success: true, matchIndex: 3, conflictIndex: 0, readSeq: 0 });
     expect(r.state.commitIndex).toBe(0);
-    r = step(c, r.state, { type: 'AppendResponse', term: 4, from: 'n3', success: true, matchIndex: 3, conflictIndex: 0 });
+    r = step(c, r.state, { type: 'AppendResponse', term: 4, from: 'n3', success: true, matchIndex: 3, conflictIndex: 0, readSeq: 0 });
     expect(r.state.commitIndex).toBe(3); // committing the term-4 entry commits the earlier ones with it
     expect(r.effects.find((e) => e.type === 'raft.apply')).toMatchObject({ entries: [entry(1, 1), entry(2, 2), { term: 4, index: 3 }] });
   });
 
   it('§5.3 followers apply in order, never past what the leader says is committed nor past what they hold', () => {
     const { c, s } = follower({ term: 2 });
-    const r = step(c, s, { type: 'AppendEntries', term: 2, from: 'n2', prevLogIndex: 0, prevLogTerm: 0, entries: [entry(2, 1), entry(2, 2)], leaderCommit: 5 });
+    const r = step(c, s, { type: 'AppendEntries', term: 2, from: 'n2', prevLogIndex: 0, prevLogTerm: 0, entries: [entry(2, 1), entry(2, 2)], leaderCommit: 5, readSeq: 0 });
     expect(r.state.commitIndex).toBe(2);
     expect(r.effects.find((e) => e.type === 'raft.apply')).toMatchObject({ entries: [entry(2, 1), entry(2, 2)] });
   });
@@ -218,6 +218,68 @@ describe('Raft scenarios', () => {
     h.propose(h.leader()!, 'after');
     h.until(() => h.ids.every((id) => h.appliedValues(id).includes('after')), 2_000);
     for (const id of h.ids) expect(h.appliedValues(id)).toEqual([...committed, 'after']);
+  });
+});
+
+describe('Raft linearizable reads (ReadIndex, §6.4) and leadership transfer', () => {
+  it('a read is ready only after a majority confirms leadership, at the commit index it arrived at', () => {
+    const h = new RaftHarness({ nodes: 3, seed: 11 });
+    h.until(() => h.leader() !== undefined);
+    const l = h.leader()!;
+    h.propose(l, 'a');
+    h.until(() => h.ids.every((id) => h.appliedValues(id).includes('a')));
+    h.input(l, { type: 'ReadIndex', id: 'r1' });
+    expect(h.reads).toEqual([]); // not before the confirmation round
+    h.deliverAll();
+    expect(h.reads).toEqual([{ node: l, id: 'r1', index: h.state(l).commitIndex }]);
+  });
+
+  it('a read on a follower is refused with the leader hint', () => {
+    const h = new RaftHarness({ nodes: 3, seed: 12 });
+    h.until(() => h.leader() !== undefined);
+    const f = h.ids.find((id) => id !== h.leader())!;
+    const effects = h.input(f, { type: 'ReadIndex', id: 'r2' });
+    expect(effects).toContainEqual({ type: 'raft.notLeader', leader: h.leader(), readId: 'r2' });
+  });
+
+  it('a deposed leader cut off from the majority never serves a read (no stale reads)', () => {
+    const h = new RaftHarness({ nodes: 5, seed: 13 });
+    h.until(() => h.leader() !== undefined);
+    const old = h.leader()!;
+    const others = h.ids.filter((id) => id !== old);
+    h.partition([old], others);
+    h.until(() => { const l = h.leader(); return l !== undefined && l !== old; });
+    h.propose(h.leader()!, 'new');
+    h.until(() => others.every((id) => h.appliedValues(id).includes('new')));
+    h.input(old, { type: 'ReadIndex', id: 'stale?' });
+    for (let i = 0; i < 50; i++) h.round();
+    expect(h.reads.filter((r) => r.id === 'stale?' && r.index >= 0)).toEqual([]);
+  });
+
+  it('a read that arrives before the new leader commits in its term waits for that commit', () => {
+    const c = cfg('n1');
+    const s: RaftState = { ...initialState(c), role: 'leader', term: 2, leader: 'n1', log: [entry(1, 1), entry(2, 2)], commitIndex: 1, nextIndex: { n2: 3, n3: 3 }, matchIndex: { n2: 1, n3: 1 } };
+    let r = step(c, s, { type: 'ReadIndex', id: 'early' });
+    expect(r.effects.some((e) => e.type === 'raft.readReady')).toBe(false);
+    r = step(c, r.state, { type: 'AppendResponse', term: 2, from: 'n2', success: true, matchIndex: 2, conflictIndex: 0, readSeq: 0 });
+    expect(r.state.commitIndex).toBe(2);
+    expect(r.effects.some((e) => e.type === 'raft.readReady')).toBe(false); // the round started only now
+    r = step(c, r.state, { type: 'AppendResponse', term: 2, from: 'n3', success: true, matchIndex: 2, conflictIndex: 0, readSeq: r.state.readSeq });
+    expect(r.effects).toContainEqual({ type: 'raft.readReady', id: 'early', index: 2 });
+  });
+
+  it('leadership transfer: the target takes over at once (no election timeout), proposals pause meanwhile', () => {
+    const h = new RaftHarness({ nodes: 3, seed: 14 });
+    h.until(() => h.leader() !== undefined);
+    const old = h.leader()!;
+    const term = h.state(old).term;
+    const target = h.ids.find((id) => id !== old)!;
+    h.input(old, { type: 'TransferLeadership', to: target });
+    expect(h.propose(old, 'during')).toContainEqual({ type: 'raft.notLeader', leader: undefined });
+    const rounds = h.until(() => h.leader() === target, 20);
+    expect(rounds).toBeLessThan(3); // far below an election timeout (10–20 ticks)
+    expect(h.state(target).term).toBe(term + 1);
+    h.commitEventually('after-transfer');
   });
 });
 
