@@ -226,6 +226,8 @@ export class ActorCell {
   actor!: AnyActor;
   /** Restarts of this cell so far (for logs and tests). */
   restarts = 0;
+  /** Handler for the machine's own (non-`troupe.`) emitted effects, given by the spawner. */
+  onCustomEffect: ((effect: { type: string }) => void) | undefined;
   private lastGood: unknown;
   private current: unknown;
   private log: Logger | undefined;
@@ -273,6 +275,7 @@ export class ActorCell {
 
   private emitted(ev: { type: string }): void {
     if (ev.type.startsWith('troupe.')) this.host.onEffect(this, ev as Effect);
+    else this.onCustomEffect?.(ev);
   }
 
   /** Observer: the hosted actor errored (a thrown action, an error snapshot). */

@@ -33,6 +33,11 @@ export interface SpawnOptions {
   input?: unknown;
   /** How the system supervises this top-level actor. @default the system's `supervision` option */
   supervision?: SupervisionOptions;
+  /**
+   * Carries out the machine's own emitted effects (any `type` not starting with `troupe.`), in
+   * emission order, synchronously — e.g. a Raft node's `raft.persist` before its `raft.send`.
+   */
+  onEffect?: (effect: { type: string }, self: ActorRef) => void;
 }
 
 /** Options of `ask`. */
@@ -310,16 +315,23 @@ class SystemImpl implements ActorSystem, CellHost {
     if (this.shutdownPromise) throw new SystemShutdownError(this.node);
     validateName(options.name, 'actor name');
     const policy = options.supervision ? resolvePolicy(options.supervision) : this.opts.supervision;
-    const cell = this.startCell(def, options.name, undefined, options.input, policy);
+    const cell = this.startCell(def, options.name, undefined, options.input, policy, options.onEffect);
     return this.refFor(cell.address, cell) as unknown as ActorRef<MessagesOfDefinition<D>>;
   }
 
-  private startCell(def: AnyDefinition, name: string, parent: ActorCell | undefined, input: unknown, policy: ReturnType<typeof resolvePolicy>): ActorCell {
+  private startCell(
+    def: AnyDefinition, name: string, parent: ActorCell | undefined, input: unknown, policy: ReturnType<typeof resolvePolicy>,
+    onEffect?: (effect: { type: string }, self: ActorRef) => void,
+  ): ActorCell {
     const address = (parent ? `${parent.address}/${name}` : `${this.node}/${name}`) as Address;
     if (this.registry.has(address)) throw new NameTakenError(address);
     for (const set of def.messages) this.registerMessages(set);
     const supervisorInput = def.kind === 'supervisor' ? { strategy: def.strategy } : input;
     const cell = new ActorCell(this, address, name, def, parent, supervisorInput, policy, this.opts.mailboxCapacity);
+    if (onEffect) {
+      const self = this.refFor(address, cell);
+      cell.onCustomEffect = (effect) => onEffect(effect, self);
+    }
     this.registry.set(address, cell);
     ((parent ?? this.root).children ??= new Map()).set(name, cell);
     if (this.inspect) {

@@ -4,85 +4,28 @@
  * Raft paper (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm", §5).
  */
 
+import type * as wire from './raft.pb.ts';
+
+// The message types are generated from raft.proto (the wire schema) — never written twice.
+
 /** One log entry. Index 1 is the first; index 0 is the empty prefix (term 0). */
-export interface Entry {
-  readonly term: number;
-  readonly index: number;
-  /** The command, opaque to Raft (empty for the no-op a new leader appends). */
-  readonly data: Uint8Array;
-}
-
-/** RequestVote (§5.2), also used for pre-vote (§9.6 of the thesis): `preVote` changes nothing on the receiver. */
-export interface RequestVote {
-  readonly type: 'RequestVote';
-  readonly term: number;
-  readonly from: string;
-  readonly lastLogIndex: number;
-  readonly lastLogTerm: number;
-  readonly preVote: boolean;
-}
-
-export interface VoteResponse {
-  readonly type: 'VoteResponse';
-  readonly term: number;
-  readonly from: string;
-  readonly granted: boolean;
-  readonly preVote: boolean;
-}
-
-/** AppendEntries (§5.3); an empty `entries` is a heartbeat. */
-export interface AppendEntries {
-  readonly type: 'AppendEntries';
-  readonly term: number;
-  readonly from: string;
-  readonly prevLogIndex: number;
-  readonly prevLogTerm: number;
-  readonly entries: readonly Entry[];
-  readonly leaderCommit: number;
-  /** ReadIndex round this message confirms leadership for (echoed in the response); 0 when none. */
-  readonly readSeq: number;
-}
-
-export interface AppendResponse {
-  readonly type: 'AppendResponse';
-  readonly term: number;
-  readonly from: string;
-  readonly success: boolean;
-  /** On success: the index of the last entry the follower now matches. */
-  readonly matchIndex: number;
-  /** On failure: where the leader should retry from (the follower's hint, §5.3 optimisation). */
-  readonly conflictIndex: number;
-  /** The `readSeq` of the AppendEntries answered. */
-  readonly readSeq: number;
-}
-
+export type Entry = Omit<wire.Entry, 'type'>;
+/** RequestVote (§5.2), also used for pre-vote (thesis §9.6): `preVote` changes nothing on the receiver. */
+export type RequestVote = wire.RequestVote;
+export type VoteResponse = wire.VoteResponse;
+/** AppendEntries (§5.3); empty `entries` is a heartbeat; `readSeq` is the ReadIndex round it confirms. */
+export type AppendEntries = wire.AppendEntries;
+/** On success `matchIndex` is the follower's last matching index; on failure `conflictIndex` is where to retry. */
+export type AppendResponse = wire.AppendResponse;
 /** Leadership transfer (thesis §3.10): the leader tells an up-to-date follower to campaign now. */
-export interface TimeoutNow {
-  readonly type: 'TimeoutNow';
-  readonly term: number;
-  readonly from: string;
-}
-
+export type TimeoutNow = wire.TimeoutNow;
 export type RaftMessage = RequestVote | VoteResponse | AppendEntries | AppendResponse | TimeoutNow;
-
 /** A client proposal (only a leader accepts it). */
-export interface Propose {
-  readonly type: 'Propose';
-  readonly data: Uint8Array;
-}
-
+export type Propose = wire.Propose;
 /** A linearizable read (ReadIndex, §6.4): answered with `raft.readReady` once leadership is confirmed. */
-export interface ReadIndex {
-  readonly type: 'ReadIndex';
-  /** The caller's id for this read, echoed in `raft.readReady`. */
-  readonly id: string;
-}
-
+export type ReadIndex = wire.ReadIndex;
 /** Ask the leader to hand leadership to `to` (an up-to-date voter). */
-export interface TransferLeadership {
-  readonly type: 'TransferLeadership';
-  readonly to: string;
-}
+export type TransferLeadership = wire.TransferLeadership;
 
 /** Effects the machine emits; the host carries them out in order. */
 export type RaftEffect =
