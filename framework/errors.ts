@@ -27,6 +27,7 @@ export const ErrorCode = {
   BulkheadRejected: 'BULKHEAD_REJECTED',
   CallTimeout: 'CALL_TIMEOUT',
   RetryBudgetExhausted: 'RETRY_BUDGET_EXHAUSTED',
+  NotLeader: 'NOT_LEADER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -332,3 +333,15 @@ export const isBrokenCircuitError = (e: unknown): e is BrokenCircuitError => e i
 export const isBulkheadRejectedError = (e: unknown): e is BulkheadRejectedError => e instanceof BulkheadRejectedError;
 export const isCallTimeoutError = (e: unknown): e is CallTimeoutError => e instanceof CallTimeoutError;
 export const isRetryBudgetExhaustedError = (e: unknown): e is RetryBudgetExhaustedError => e instanceof RetryBudgetExhaustedError;
+
+/** A consensus operation reached a node that is not the leader; `leader` is its hint, when it has one. */
+export class NotLeaderError extends TroupeError {
+  readonly code = ErrorCode.NotLeader;
+  readonly retryable = true;
+  constructor(readonly node: string, readonly leader: string | undefined) {
+    super(`${node} is not the leader${leader ? ` (try ${leader})` : ' (no leader known)'}`);
+  }
+  override fields() { return { node: this.node, leader: this.leader }; }
+}
+
+export const isNotLeaderError = (e: unknown): e is NotLeaderError => e instanceof NotLeaderError;
