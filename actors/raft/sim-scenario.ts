@@ -51,11 +51,11 @@ export async function runRaftScenario(options: RaftScenarioOptions): Promise<Raf
     const storage = storages.get(name) ?? memoryRaftStorage();
     storages.set(name, storage);
     const system = sim.system(name);
-    let replica: KvReplica | undefined;
+    const slot = NODES.indexOf(name as (typeof NODES)[number]);
     const handle = startRaftNode(system, {
       name: 'raft', voters, rng: createRng(seed * 1_000 + name.charCodeAt(0) + (sim.nodes.get(name)?.incarnation ?? 0) * 17),
       storage, tickMs: 10, electionTicks: 15, heartbeatTicks: 5,
-      onApply: (entries) => replica!.apply(entries),
+      onApply: (entries) => replicas[slot]!.apply(entries),
       onRole: (role, term) => {
         if (role !== 'leader') return;
         const other = leaders.get(term);
@@ -63,8 +63,7 @@ export async function runRaftScenario(options: RaftScenarioOptions): Promise<Raf
         leaders.set(term, name);
       },
     });
-    replica = new KvReplica(handle, system.clock);
-    replicas[NODES.indexOf(name as (typeof NODES)[number])] = replica;
+    replicas[slot] = new KvReplica(handle, system.clock);
   }
   for (const n of NODES) start(n);
 
