@@ -17,6 +17,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   'supervised-workers': { module: 'examples/supervised-workers.ts', summary: 'a crashing worker restarted within its window, then escalated' },
   resilience: { module: 'examples/resilience.ts', summary: 'retry + circuit breaker + bulkhead + timeout around a flaky service' },
   'resilience-cluster': { module: 'examples/resilience-cluster/main.ts', summary: 'a breaker shared by two OS processes through NATS KV: one trips, both open' },
+  'replicated-cart': { module: 'examples/replicated-cart.ts', summary: 'an XState cart replicated through Raft: every node runs the same chart, across a leader failure' },
   'two-nodes': { module: 'examples/two-nodes/main.ts', summary: 'two OS processes over a real nats-server: remote tell, ask, death watch on kill' },
 };
 

@@ -7,6 +7,7 @@ import { main as pingPong } from '../../examples/ping-pong.ts';
 import { main as supervisedWorkers } from '../../examples/supervised-workers.ts';
 import { createLogger } from '../../framework/log.ts';
 import { main as resilience } from '../../examples/resilience.ts';
+import { main as replicatedCart } from '../../examples/replicated-cart.ts';
 
 describe('examples on the embedded bus', () => {
   it('ping-pong: a full rally, an ask, the pinger stops when done', async () => {
@@ -47,5 +48,14 @@ describe('examples on the embedded bus', () => {
     expect(transitions).toEqual(['closed→open', 'open→halfOpen', 'halfOpen→closed']);
     expect(outcomes).toEqual({ ok: 10, retried: 2, Error: 2, BrokenCircuitError: 4, BulkheadRejectedError: 3 });
     expect(lines.join('\n')).toMatch(/rejected at once — circuit open, next trial in \d+ ms/);
+  });
+
+  it('replicated-cart: the surviving replicas end in the same state with the same context, across a leader failure', async () => {
+    const lines: string[] = [];
+    const { states } = await replicatedCart({ say: (l) => lines.push(l) });
+    const contexts = Object.values(states);
+    expect(contexts).toHaveLength(2);
+    for (const c of contexts) expect(c).toEqual({ items: { tea: 2, honey: 1 }, paidCents: 1_850 });
+    expect(lines.filter((l) => l.includes('★')).length).toBeGreaterThanOrEqual(2); // a second leader took over
   });
 });
