@@ -63,7 +63,7 @@ describe.skipIf(!requireNatsServer())('cluster-wide circuit breaker over NATS KV
     expect(modes).toEqual(['local-only', 'shared']);
   });
 
-  it('a 3-server cluster losing one server keeps sharing the breaker', { timeout: 90_000 }, async () => {
+  it('a 3-server cluster losing one server keeps sharing the breaker', { timeout: 150_000 }, async () => {
     const cluster = await servers.startCluster(3);
     const urls = [...cluster.urls];
     // JetStream elects its meta leader a moment after the routes are up
@@ -74,7 +74,11 @@ describe.skipIf(!requireNatsServer())('cluster-wide circuit breaker over NATS KV
     await cluster.kill(0);
     for (let i = 0; i < 2; i++) await a.breaker.execute(boom).catch(() => undefined);
     expect(a.breaker.state).toBe('open');
-    await waitFor(() => b.breaker.state === 'open', { timeoutMs: 30_000, intervalMs: 50 });
+    // JetStream re-elects the bucket's stream leader (seconds; longer on a loaded machine), then the
+    // trip that a could not write meanwhile is republished and b's watch sees it
+    await waitFor(() => b.breaker.state === 'open', {
+      timeoutMs: 90_000, intervalMs: 50, message: () => `b to open (a: ${a.shared.mode}/${a.breaker.state}, b: ${b.shared.mode}/${b.breaker.state})`,
+    });
   });
 
   it('example: two OS processes share a breaker — node B opens when node A trips, and closes after the probe', { timeout: 60_000 }, async () => {
