@@ -9,6 +9,7 @@
  * and are released, in their original order, at the moment it resumes — they fire late, the way a
  * process frozen by a GC pause or SIGSTOP sees its timers and its socket buffer all at once.
  */
+import { MinHeap } from '../min-heap.ts';
 import type { Clock, TimerId } from '../clock.ts';
 
 /** What a scheduled event is. */
@@ -87,51 +88,6 @@ interface Entry {
 
 const before = (a: Entry, b: Entry): boolean => a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
 
-/** A binary min-heap of entries by (atMs, seq). */
-class EntryHeap {
-  readonly items: Entry[] = [];
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  push(e: Entry): void {
-    const a = this.items;
-    a.push(e);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(a[i]!, a[p]!)) break;
-      [a[p], a[i]] = [a[i]!, a[p]!];
-      i = p;
-    }
-  }
-
-  peek(): Entry | undefined {
-    return this.items[0];
-  }
-
-  pop(): Entry | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && before(a[l]!, a[m]!)) m = l;
-        if (r < a.length && before(a[r]!, a[m]!)) m = r;
-        if (m === i) break;
-        [a[m], a[i]] = [a[i]!, a[m]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
 
 /**
  * A fresh scheduler at `startMs`.
@@ -148,7 +104,7 @@ class Scheduler implements SimScheduler {
   private time: number;
   private seq = 0;
   private changes = 0;
-  private readonly heap = new EntryHeap();
+  private readonly heap = new MinHeap<Entry>(before);
   private readonly held = new Map<string, Entry[]>();
   private readonly lines: TraceEntry[] = [];
 

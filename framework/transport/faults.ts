@@ -2,6 +2,7 @@
  * Fault injection over any `Transport`: message loss, duplication, delay (and with it reordering),
  * and partitions, driven only by an injected `Clock` and `Rng` so that a seeded run is repeatable.
  */
+import { MinHeap } from '../min-heap.ts';
 import type { Clock, Rng, TimerId } from '../clock.ts';
 import { AbortedError, PayloadTooLargeError, TransportClosedError, TransportTimeoutError } from '../errors.ts';
 import { assertValidSubject } from './subjects.ts';
@@ -119,55 +120,6 @@ interface Held {
 /** `a` is released no later than `b`. */
 const heldBefore = (a: Held, b: Held): boolean => a.due < b.due || (a.due === b.due && a.seq <= b.seq);
 
-/** Held messages, earliest (due, seq) first. */
-class HeldQueue {
-  private readonly heap: Held[] = [];
-
-  get size(): number {
-    return this.heap.length;
-  }
-
-  push(h: Held): void {
-    const a = this.heap;
-    a.push(h);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (heldBefore(a[p]!, a[i]!)) break;
-      [a[p], a[i]] = [a[i]!, a[p]!];
-      i = p;
-    }
-  }
-
-  peek(): Held | undefined {
-    return this.heap[0];
-  }
-
-  pop(): Held | undefined {
-    const a = this.heap;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && !heldBefore(a[m]!, a[l]!)) m = l;
-        if (r < a.length && !heldBefore(a[m]!, a[r]!)) m = r;
-        if (m === i) break;
-        [a[m], a[i]] = [a[i]!, a[m]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-
-  clear(): Held[] {
-    return this.heap.splice(0);
-  }
-}
 
 interface Fate {
   /** Why the message is lost, if it is. */
@@ -186,7 +138,8 @@ class FaultInjector implements FaultyTransport {
   private duplicateP = 0;
   private delayRange: { minMs: number; maxMs: number; preserveOrder: boolean } | undefined;
   private partitions: Array<(subject: string) => boolean> = [];
-  private readonly held = new HeldQueue();
+  /** Held messages, earliest (due, seq) first. */
+  private readonly held = new MinHeap<Held>((a, b) => !heldBefore(b, a));
   private nextSeq = 0;
   private lastDue = -Infinity;
   private closed = false;
