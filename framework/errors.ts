@@ -28,6 +28,9 @@ export const ErrorCode = {
   CallTimeout: 'CALL_TIMEOUT',
   RetryBudgetExhausted: 'RETRY_BUDGET_EXHAUSTED',
   NotLeader: 'NOT_LEADER',
+  SimulationFailed: 'SIMULATION_FAILED',
+  InvalidHistory: 'INVALID_HISTORY',
+  StorageCrashed: 'STORAGE_CRASHED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -3,6 +3,7 @@
  * reproduce it — the seed, where it happened, the fault schedule applied so far, and the one
  * command that replays the run.
  */
+import { ErrorCode, TroupeError } from '../errors.ts';
 import { describeFault, type FaultEvent } from './nemesis.ts';
 
 /** The command that replays simulation `scenario` with `seed`. */
@@ -35,7 +36,9 @@ export interface SimulationFailureDetails {
  * or a run did not finish. The message names the seed, lists the fault schedule so far and ends
  * with the replay command; the same data is in the fields.
  */
-export class SimulationFailure extends Error {
+export class SimulationFailure extends TroupeError {
+  readonly code = ErrorCode.SimulationFailed;
+  readonly retryable = false;
   readonly scenario: string;
   readonly seed: number;
   readonly atMs: number;
@@ -53,7 +56,6 @@ export class SimulationFailure extends Error {
         `replay: ${replay}`,
       options,
     );
-    this.name = 'SimulationFailure';
     this.scenario = details.scenario;
     this.seed = details.seed;
     this.atMs = details.atMs;
@@ -64,7 +66,7 @@ export class SimulationFailure extends Error {
   }
 
   /** Structured fields for logs. */
-  fields(): Record<string, string | number> {
+  override fields(): Record<string, string | number> {
     return { scenario: this.scenario, seed: this.seed, atMs: this.atMs, step: this.step, reason: this.reason, replay: this.replayCommand };
   }
 }

@@ -18,6 +18,7 @@
  * `{"process":1,"type":"ok","f":"write","key":"x","value":3,"invoke":10,"complete":12}`
  * (`complete` is `null` for an info operation that never completed; `error` is optional).
  */
+import { ErrorCode, TroupeError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
 
 /** How an operation completed. Values reach files, so they never change meaning. */
@@ -62,14 +63,15 @@ export interface Operation {
  * operation a model does not understand. `line` (1-based, JSON Lines input) or `index` (0-based,
  * position in an operation array) and `field` say where.
  */
-export class InvalidHistoryError extends Error {
+export class InvalidHistoryError extends TroupeError {
+  readonly code = ErrorCode.InvalidHistory;
+  readonly retryable = false;
   readonly line: number | undefined;
   readonly index: number | undefined;
   readonly field: string | undefined;
   constructor(message: string, where: { line?: number; index?: number; field?: string } = {}) {
     const at = where.line !== undefined ? `line ${where.line}: ` : where.index !== undefined ? `operation ${where.index}: ` : '';
     super(`${at}${message}`);
-    this.name = 'InvalidHistoryError';
     this.line = where.line;
     this.index = where.index;
     this.field = where.field;

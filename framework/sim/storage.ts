@@ -14,6 +14,7 @@
  * ignored — the process that held it is gone, and a write still queued in one of its microtasks
  * must not reach the disk) and returns a new handle for the restarted process.
  */
+import { ErrorCode, TroupeError } from '../errors.ts';
 import type { Rng } from '../clock.ts';
 
 /** What happens to unsynced writes when the node crashes (see the module docs). */
@@ -60,10 +61,11 @@ export interface SimStorage {
 }
 
 /** `crash()` called on a handle whose process already crashed (use the handle that crash returned). */
-export class StorageCrashedError extends Error {
+export class StorageCrashedError extends TroupeError {
+  readonly code = ErrorCode.StorageCrashed;
+  readonly retryable = false;
   constructor() {
     super('this storage handle already crashed; use the handle its crash() returned');
-    this.name = 'StorageCrashedError';
   }
 }
 
