@@ -11,7 +11,7 @@ import type { MessageObject, MessageSet } from './codec/messages.ts';
 import type { Clock } from './clock.ts';
 import { createDeadLetterOffice, DeadLetterReason, type DeadLetters } from './dead-letters.ts';
 import {
-  AbortedError, ActorFailedError, ActorStoppedError, AskTimeoutError, DecodeError, ErrorCode, InvalidNameError, MailboxFullError, NameTakenError, NoRespondersError,
+  AbortedError, ActorFailedError, ActorStoppedError, AskTimeoutError, DecodeError, ErrorCode, InvalidNameError, MailboxFullError, NameTakenError, NoRespondersError, NotLeaderError,
   PayloadTooLargeError, RemoteError, SystemShutdownError, TransportClosedError, TransportTimeoutError, TroupeError,
   UnknownMessageTypeError,
 } from './errors.ts';
@@ -106,6 +106,11 @@ export interface ActorSystem extends AsyncDisposable {
    * @example system.host('breaker-payments', breaker.actor, { type: 'circuit-breaker' });
    */
   host(name: string, actor: AnyActorRef, options?: { type?: string }): () => void;
+  /**
+   * Answer an ask later, from outside the machine (e.g. once an asynchronous effect finished): `origin`
+   * is the event's `originOf(event)`. A `TroupeError` answer fails the ask with that error.
+   */
+  reply(origin: Origin, answer: MessageObject | TroupeError, sender: RefLike): void;
   /** Stop every actor, fail pending asks, notify remote watchers, close the transport. Idempotent. */
   shutdown(): Promise<void>;
 }
@@ -622,6 +627,11 @@ class SystemImpl implements ActorSystem, CellHost {
     throw new DecodeError(reply.subject, `expected a reply envelope, got kind ${env.kind}`);
   }
 
+  reply(origin: Origin, answer: MessageObject | TroupeError, sender: RefLike): void {
+    if (answer instanceof TroupeError) this.failAsk(origin, answer, addressOf(sender));
+    else this.replyToOrigin(origin, answer, addressOf(sender));
+  }
+
   private replyToOrigin(origin: Origin | undefined, message: MessageObject, sender: Address): void {
     if (!origin?.correlationId) {
       this.deadLetters.record({ reason: DeadLetterReason.NoAsk, sender, messageType: message.type, error: 'reply to a message that was not an ask' });
@@ -943,6 +953,7 @@ function errorFromReply(reply: MessageObject, address: string): TroupeError {
     case ErrorCode.ActorFailed: return new ActorFailedError(address, r.fields['reason'] ?? r.message);
     case ErrorCode.PayloadTooLarge: return new PayloadTooLargeError(Number(r.fields['sizeBytes'] ?? 0), Number(r.fields['maxBytes'] ?? 0), address);
     case ErrorCode.Decode: return new DecodeError(r.fields['subject'] ?? address, r.fields['reason'] ?? r.message);
+    case ErrorCode.NotLeader: return new NotLeaderError(r.fields['node'] ?? address, r.fields['leader'] || undefined);
     default: return new RemoteError(r.code, r.message, r.retryable);
   }
 }
