@@ -32,6 +32,11 @@ export interface RaftConfig {
   readonly maxBatch: number;
   /** Seeded randomness in [0, 1). */
   readonly random: () => number;
+  /**
+   * Unacknowledged entry-carrying AppendEntries per follower; proposals arriving meanwhile wait and
+   * go out together in the next batch (flow control that turns load into batching). @default 2
+   */
+  readonly maxInflight?: number;
 }
 
 export interface RaftState {
@@ -47,6 +52,8 @@ export interface RaftState {
   readonly votes: readonly string[];
   readonly nextIndex: Readonly<Record<string, number>>;
   readonly matchIndex: Readonly<Record<string, number>>;
+  /** Entry-carrying AppendEntries in flight per follower (leader). */
+  readonly inflight: Readonly<Record<string, number>>;
   /** Ticks since the last reset of the election (or check-quorum) timer. */
   readonly elapsed: number;
   readonly heartbeatElapsed: number;
@@ -85,7 +92,7 @@ const randomTimeout = (c: RaftConfig): number => c.electionTicks + Math.floor(c.
 export function initialState(config: RaftConfig, hard: HardState = { term: 0, votedFor: undefined, log: [] }): RaftState {
   return {
     role: 'follower', term: hard.term, votedFor: hard.votedFor, log: hard.log, commitIndex: 0, lastApplied: 0,
-    leader: undefined, votes: [], nextIndex: {}, matchIndex: {}, elapsed: 0, heartbeatElapsed: 0,
+    leader: undefined, votes: [], nextIndex: {}, matchIndex: {}, inflight: {}, elapsed: 0, heartbeatElapsed: 0,
     timeoutTicks: randomTimeout(config), active: [], readSeq: 0, readAcks: {}, pendingReads: [], transferTo: undefined, transferElapsed: 0,
   };
 }
@@ -183,23 +190,31 @@ function becomeLeader(st: Step): void {
   }
   // A no-op in the new term lets entries of earlier terms commit (§5.4.2, §8).
   const noop: Entry = { term: st.s.term, index: lastIndex(st.s) + 1, data: new Uint8Array(0) };
-  st.set({ role: 'leader', leader: c.id, nextIndex: next, matchIndex: match, log: [...st.s.log, noop], heartbeatElapsed: 0, elapsed: 0, active: [] });
+  st.set({ role: 'leader', leader: c.id, nextIndex: next, matchIndex: match, inflight: {}, log: [...st.s.log, noop], heartbeatElapsed: 0, elapsed: 0, active: [] });
   st.durable(undefined, [noop]);
   st.effects.push({ type: 'raft.role', role: 'leader', term: st.s.term, leader: c.id });
   advanceCommit(st);
   for (const p of peers(c)) replicate(st, p);
 }
 
-/** Send `peer` what it lacks, from nextIndex (pipelined: nextIndex moves on optimistically). */
+/**
+ * Send `peer` what it lacks, from nextIndex (pipelined: nextIndex moves on optimistically), unless
+ * its window of unacknowledged batches is full — then the entries wait for the next acknowledgement
+ * and leave together. A heartbeat goes out regardless.
+ */
 function replicate(st: Step, peer: string, heartbeatOnly = false): void {
   const next = st.s.nextIndex[peer] ?? lastIndex(st.s) + 1;
   const prev = next - 1;
+  const windowFull = (st.s.inflight[peer] ?? 0) >= (st.c.maxInflight ?? 2);
+  if (!heartbeatOnly && windowFull) return;
   const entries = heartbeatOnly ? [] : st.s.log.slice(prev, prev + st.c.maxBatch);
   st.send(peer, {
     type: 'AppendEntries', term: st.s.term, from: st.c.id, prevLogIndex: prev, prevLogTerm: termAt(st.s, prev),
     entries, leaderCommit: st.s.commitIndex, readSeq: st.s.readSeq,
   });
-  if (entries.length > 0) st.set({ nextIndex: { ...st.s.nextIndex, [peer]: next + entries.length } });
+  if (entries.length > 0) {
+    st.set({ nextIndex: { ...st.s.nextIndex, [peer]: next + entries.length }, inflight: { ...st.s.inflight, [peer]: (st.s.inflight[peer] ?? 0) + 1 } });
+  }
 }
 
 /** Leader: commit the highest index a majority matches, if its entry is of the current term (Figure 8). */
@@ -330,6 +345,8 @@ function onAppendResponse(st: Step, m: AppendResponse): void {
     st.set({ readAcks: { ...s.readAcks, [m.from]: m.readSeq } });
     confirmReads(st);
   }
+  // an answer frees a slot of the follower's window
+  if ((st.s.inflight[m.from] ?? 0) > 0) st.set({ inflight: { ...st.s.inflight, [m.from]: st.s.inflight[m.from]! - 1 } });
   if (m.success) {
     const match = Math.max(s.matchIndex[m.from] ?? 0, m.matchIndex);
     const next = Math.max(st.s.nextIndex[m.from] ?? 1, match + 1);
@@ -340,8 +357,11 @@ function onAppendResponse(st: Step, m: AppendResponse): void {
     } else if (next <= lastIndex(st.s)) replicate(st, m.from);
     return;
   }
-  // Back off to the follower's hint and retry at once.
-  st.set({ nextIndex: { ...st.s.nextIndex, [m.from]: Math.max(1, Math.min(m.conflictIndex, lastIndex(st.s) + 1)) } });
+  // Back off to the follower's hint and retry at once (what was in flight after it is void).
+  st.set({
+    nextIndex: { ...st.s.nextIndex, [m.from]: Math.max(1, Math.min(m.conflictIndex, lastIndex(st.s) + 1)) },
+    inflight: { ...st.s.inflight, [m.from]: 0 },
+  });
   replicate(st, m.from);
 }
 
@@ -367,7 +387,13 @@ function onTick(st: Step): void {
     }
     if (heartbeatElapsed >= c.heartbeatTicks) {
       st.set({ heartbeatElapsed: 0 });
-      for (const p of peers(c)) replicate(st, p, (st.s.nextIndex[p] ?? 0) > lastIndex(st.s));
+      for (const p of peers(c)) {
+        if ((st.s.inflight[p] ?? 0) > 0 || (st.s.nextIndex[p] ?? 0) <= lastIndex(st.s)) {
+          // batches may have been lost: resend from what the follower is known to hold
+          st.set({ nextIndex: { ...st.s.nextIndex, [p]: (st.s.matchIndex[p] ?? 0) + 1 }, inflight: { ...st.s.inflight, [p]: 0 } });
+        }
+        replicate(st, p, (st.s.nextIndex[p] ?? 0) > lastIndex(st.s));
+      }
     }
     return;
   }

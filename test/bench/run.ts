@@ -25,6 +25,8 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'breaker-closed': async () => (await import('./breaker.ts')).closed,
   'breaker-open': async () => (await import('./breaker.ts')).open,
   'policy-stack': async () => (await import('./breaker.ts')).stack,
+  'raft-throughput': async () => (await import('./raft.ts')).throughputBench,
+  'raft-latency': async () => (await import('./raft.ts')).latencyBench,
 };
 
 const DEFAULT_ROUNDS = 5;
