@@ -37,6 +37,13 @@ export interface RaftConfig {
    * go out together in the next batch (flow control that turns load into batching). @default 2
    */
   readonly maxInflight?: number;
+  /**
+   * Opt-in lease reads: a leader that has heard from a majority within the current check-quorum
+   * window answers a read at once, without a confirmation round. Safe only while clocks run at
+   * roughly the same rate (a deposed leader could otherwise serve a stale read) and with
+   * `checkQuorum` on. @default false
+   */
+  readonly leaseReads?: boolean;
 }
 
 export interface RaftState {
@@ -423,6 +430,11 @@ function onReadIndex(st: Step, m: ReadIndex): void {
   if (termAt(s, s.commitIndex) !== s.term) {
     // not yet sure what is committed: wait for this term's first commit (the no-op)
     st.set({ pendingReads: [...s.pendingReads, { id: m.id, index: 0, seq: 0 }] });
+    return;
+  }
+  if (c.leaseReads && c.checkQuorum && s.active.length + 1 >= quorum(c)) {
+    // within the lease: a majority answered during this check-quorum window, so no other leader can exist yet
+    st.effects.push({ type: 'raft.readReady', id: m.id, index: s.commitIndex });
     return;
   }
   const seq = s.readSeq + 1;

@@ -269,6 +269,18 @@ describe('Raft linearizable reads (ReadIndex, §6.4) and leadership transfer', (
     expect(r.effects).toContainEqual({ type: 'raft.readReady', id: 'early', index: 2 });
   });
 
+  it('opt-in lease reads: answered at once while a majority answered recently; otherwise a ReadIndex round', () => {
+    const c: RaftConfig = { ...cfg('n1'), checkQuorum: true, leaseReads: true };
+    const base: RaftState = { ...initialState(c), role: 'leader', term: 2, leader: 'n1', log: [entry(2, 1)], commitIndex: 1, nextIndex: { n2: 2, n3: 2 }, matchIndex: { n2: 1, n3: 1 } };
+    const fresh = step(c, { ...base, active: ['n2'] }, { type: 'ReadIndex', id: 'lease' });
+    expect(fresh.effects).toEqual([{ type: 'raft.readReady', id: 'lease', index: 1 }]);
+    const stale = step(c, { ...base, active: [] }, { type: 'ReadIndex', id: 'round' });
+    expect(stale.effects.some((e) => e.type === 'raft.readReady')).toBe(false);
+    expect(sends(stale.effects).length).toBe(2); // a confirmation round instead
+    const off = step({ ...c, leaseReads: false }, { ...base, active: ['n2'] }, { type: 'ReadIndex', id: 'off' });
+    expect(off.effects.some((e) => e.type === 'raft.readReady')).toBe(false);
+  });
+
   it('leadership transfer: the target takes over at once (no election timeout), proposals pause meanwhile', () => {
     const h = new RaftHarness({ nodes: 3, seed: 14 });
     h.until(() => h.leader() !== undefined);
