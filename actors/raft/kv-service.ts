@@ -57,7 +57,7 @@ export class RemoteKvClient {
     private readonly system: ActorSystem,
     readonly id: string,
     private readonly services: readonly string[],
-    private readonly options: { attemptTimeoutMs: number; attempts: number },
+    private readonly options: { attemptTimeoutMs: number; attempts: number; /** Pause after a refusal without a leader hint (an election is on). @default 20 */ backoffMs?: number },
   ) {}
 
   private async withLeader<T>(call: (address: string) => Promise<T>): Promise<T> {
@@ -74,6 +74,10 @@ export class RemoteKvClient {
         const hintNode = err instanceof NotLeaderError && err.leader ? err.leader.slice(0, err.leader.indexOf('/')) : undefined;
         const hinted = hintNode ? this.services.findIndex((s) => s.startsWith(`${hintNode}/`)) : -1;
         this.guess = hinted >= 0 && hinted !== this.guess % this.services.length ? hinted : this.guess + 1;
+        if (hinted < 0) {
+          // no leader known (an election is on, or that node is gone): give it a moment
+          await new Promise<void>((resolve) => this.system.clock.setTimeout(resolve, this.options.backoffMs ?? 20));
+        }
       }
     }
     throw last instanceof TroupeError ? last : new Error(String(last));

@@ -27,6 +27,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'policy-stack': async () => (await import('./breaker.ts')).stack,
   'raft-throughput': async () => (await import('./raft.ts')).throughputBench,
   'raft-latency': async () => (await import('./raft.ts')).latencyBench,
+  'raft-failover': async () => (await import('./raft-failover.ts')).bench,
 };
 
 const DEFAULT_ROUNDS = 5;
