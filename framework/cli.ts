@@ -18,6 +18,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   resilience: { module: 'examples/resilience.ts', summary: 'retry + circuit breaker + bulkhead + timeout around a flaky service' },
   'resilience-cluster': { module: 'examples/resilience-cluster/main.ts', summary: 'a breaker shared by two OS processes through NATS KV: one trips, both open' },
   'replicated-cart': { module: 'examples/replicated-cart.ts', summary: 'an XState cart replicated through Raft: every node runs the same chart, across a leader failure' },
+  'raft-cluster': { module: 'examples/raft-cluster/main.ts', summary: 'a Raft KV in three OS processes over NATS; the leader is SIGKILLed and no acknowledged write is lost' },
   'two-nodes': { module: 'examples/two-nodes/main.ts', summary: 'two OS processes over a real nats-server: remote tell, ask, death watch on kill' },
 };
 
