@@ -7,15 +7,15 @@
  * Run: npx tsx framework/cli.ts run raft-cluster [--nats nats://127.0.0.1:4222]
  *      (without --nats, a local nats-server is started when one is installed)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { RemoteKvClient } from '../../actors/raft/kv-service.ts';
 import { messages as kvMessages } from '../../actors/raft/kv.pb.ts';
 import { connectNats, createLogger, createSystem } from '../../framework/index.ts';
+import { startNodeProcess } from '../../framework/node-process.ts';
 import { NATS_SERVER_MISSING, natsServerAvailable, startNatsServer, type NatsServerHandle } from '../../framework/nats-server.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -33,18 +33,13 @@ export async function main(options: { nats?: string; say?: (line: string) => voi
   }
   const data = mkdtempSync(join(tmpdir(), 'troupe-raft-cluster-'));
   const procs = new Map<string, ChildProcess>();
-  const start = (node: string): Promise<void> => new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(here, 'node.ts')], {
-      env: { ...process.env, TROUPE_NATS_URL: url, TROUPE_NODE: node, TROUPE_VOTERS: NODES.map((n) => `${n}/raft`).join(','), TROUPE_DATA: data },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    procs.set(node, child);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line === 'ready') resolve();
-      else if (line.startsWith('role leader')) say(`  [${node}] is the leader (${line.slice('role leader '.length)})`);
-    });
-    child.once('exit', (code, signal) => reject(new Error(`${node} exited before it was ready (${code ?? signal})`)));
-  });
+  const start = async (node: string): Promise<void> => {
+    procs.set(node, await startNodeProcess({
+      entry: join(here, 'node.ts'),
+      env: { TROUPE_NATS_URL: url!, TROUPE_NODE: node, TROUPE_VOTERS: NODES.map((n) => `${n}/raft`).join(','), TROUPE_DATA: data },
+      onLine: (line) => { if (line.startsWith('role leader')) say(`  [${node}] is the leader (${line.slice('role leader '.length)})`); },
+    }));
+  };
   const client = createSystem({
     cluster: 'raftkv', node: 'client', transport: await connectNats({ servers: url, name: 'client' }),
     logger: createLogger({ level: 'error' }), messages: [kvMessages],

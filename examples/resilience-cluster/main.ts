@@ -8,13 +8,13 @@
  * Run: npx tsx framework/cli.ts run resilience-cluster [--nats nats://127.0.0.1:4222]
  *      (without --nats, a local nats-server with JetStream is started when one is installed)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createCircuitBreaker } from '../../actors/circuit-breaker/breaker.ts';
 import { shareBreaker } from '../../actors/circuit-breaker/shared.ts';
 import { createNatsKvStore, realClock } from '../../framework/index.ts';
+import { startNodeProcess } from '../../framework/node-process.ts';
 import { NATS_SERVER_MISSING, natsServerAvailable, startNatsServer, type NatsServerHandle } from '../../framework/nats-server.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -46,19 +46,17 @@ export async function main(options: { nats?: string; say?: (line: string) => voi
   });
   const waiters: Array<{ pred: (l: string) => boolean; resolve: (l: string) => void }> = [];
   try {
-    child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(here, 'node-b.ts')], {
-      env: { ...process.env, TROUPE_NATS_URL: url, TROUPE_BUCKET: bucket },
-      stdio: ['pipe', 'pipe', 'inherit'],
+    child = await startNodeProcess({
+      entry: join(here, 'node-b.ts'), env: { TROUPE_NATS_URL: url, TROUPE_BUCKET: bucket }, stdin: 'pipe',
+      onLine: (line) => {
+        nodeBLines.push(line);
+        say(`[node-b] ${line}`);
+        for (const w of waiters.splice(0)) {
+          if (w.pred(line)) w.resolve(line);
+          else waiters.push(w);
+        }
+      },
     });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      nodeBLines.push(line);
-      if (line !== 'ready') say(`[node-b] ${line}`);
-      for (const w of waiters.splice(0)) {
-        if (w.pred(line)) w.resolve(line);
-        else waiters.push(w);
-      }
-    });
-    await waitForB((l) => l === 'ready');
     say(`node-b is up (pid ${child.pid}); both share breaker 'payments' through KV bucket ${bucket}`);
 
     say('[node-a] the payment dependency fails three times in a row…');

@@ -7,11 +7,11 @@
  * Run: npx tsx framework/cli.ts run two-nodes [--nats nats://127.0.0.1:4222 | --spawn-nats]
  *      (with neither flag, a local nats-server is started when one is installed)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connectNats, createLogger, createSystem, type TerminatedEvent } from '../../framework/index.ts';
+import { startNodeProcess } from '../../framework/node-process.ts';
 import { NATS_SERVER_MISSING, natsServerAvailable, startNatsServer, type NatsServerHandle } from '../../framework/nats-server.ts';
 import { Pinger } from '../ping-pong.ts';
 import type { Pong } from '../pingpong.pb.ts';
@@ -19,20 +19,7 @@ import type { Pong } from '../pingpong.pb.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 
 function startNodeB(url: string, say: (line: string) => void): Promise<ChildProcess> {
-  // one process (node + tsx's loader), so that SIGKILL really kills node B
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(here, 'node-b.ts')], {
-    env: { ...process.env, TROUPE_NATS_URL: url },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      if (line === 'ready') resolve(child);
-      else say(`  [node-b] ${line}`);
-    });
-    child.once('exit', (code, signal) => reject(new Error(`node-b exited before it was ready (code ${code}, signal ${signal})`)));
-    child.once('error', reject);
-  });
+  return startNodeProcess({ entry: join(here, 'node-b.ts'), env: { TROUPE_NATS_URL: url }, onLine: (line) => say(`  [node-b] ${line}`) });
 }
 
 export async function main(options: { nats?: string; spawnNats?: boolean; say?: (line: string) => void; rally?: number } = {}): Promise<{

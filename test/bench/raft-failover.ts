@@ -6,11 +6,10 @@
  * 3-server cluster — the server leading a 3-replica KV stream is killed; time until a put succeeds
  * again (5 trials, each server restarted after). Reported: p50 (target ≤ 500 ms for ours).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -18,6 +17,7 @@ import { connect } from '@nats-io/transport-node';
 import { RemoteKvClient } from '../../actors/raft/kv-service.ts';
 import { messages as kvMessages } from '../../actors/raft/kv.pb.ts';
 import { connectNats, createSystem, silentLogger } from '../../framework/index.ts';
+import { startNodeProcess } from '../../framework/node-process.ts';
 import { startNatsCluster, startNatsServer } from '../helpers/nats-server.ts';
 import { eventually } from '../helpers/wait-for.ts';
 import { median, type Bench, type BenchRow } from './harness.ts';
@@ -32,15 +32,11 @@ async function oursTrials(log: (l: string) => void): Promise<number[]> {
   const srv = await startNatsServer();
   const data = mkdtempSync(join(tmpdir(), 'troupe-bench-failover-'));
   const procs = new Map<string, ChildProcess>();
-  const start = (node: string): Promise<void> => new Promise((res, rej) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), entry], {
-      env: { ...process.env, TROUPE_NATS_URL: srv.url, TROUPE_NODE: node, TROUPE_VOTERS: NODES.map((n) => `${n}/raft`).join(','), TROUPE_DATA: data },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    procs.set(node, child);
-    createInterface({ input: child.stdout! }).on('line', (l) => { if (l === 'ready') res(); });
-    child.once('exit', (code, sig) => rej(new Error(`${node} exited (${code ?? sig})`)));
-  });
+  const start = async (node: string): Promise<void> => {
+    procs.set(node, await startNodeProcess({
+      entry, env: { TROUPE_NATS_URL: srv.url, TROUPE_NODE: node, TROUPE_VOTERS: NODES.map((n) => `${n}/raft`).join(','), TROUPE_DATA: data },
+    }));
+  };
   const client = createSystem({ cluster: 'raftkv', node: 'bench', transport: await connectNats({ servers: srv.url }), logger: silentLogger(), messages: [kvMessages] });
   try {
     await Promise.all(NODES.map(start));

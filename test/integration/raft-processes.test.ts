@@ -3,15 +3,15 @@
  * process is killed with SIGKILL, three times (each time restarted from its log). Every
  * acknowledged write must survive, and a new leader must serve within the bound.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RemoteKvClient } from '../../actors/raft/kv-service.ts';
 import { messages as kvMessages } from '../../actors/raft/kv.pb.ts';
 import { silentLogger } from '../../framework/log.ts';
+import { startNodeProcess } from '../../framework/node-process.ts';
 import { createSystem } from '../../framework/system.ts';
 import { connectNats } from '../../framework/transport/nats.ts';
 import { natsServerScope, requireNatsServer } from '../helpers/nats-server.ts';
@@ -30,15 +30,11 @@ describe.skipIf(!requireNatsServer())('Raft KV in 3 OS processes over NATS', () 
     rmSync(data, { recursive: true, force: true });
   });
 
-  const start = (url: string, node: string): Promise<void> => new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), entry], {
-      env: { ...process.env, TROUPE_NATS_URL: url, TROUPE_NODE: node, TROUPE_VOTERS: NODES.map((n) => `${n}/raft`).join(','), TROUPE_DATA: data },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    procs.set(node, child);
-    createInterface({ input: child.stdout! }).on('line', (line) => { if (line === 'ready') resolve(); });
-    child.once('exit', (code, signal) => reject(new Error(`${node} exited before ready (${code ?? signal})`)));
-  });
+  const start = async (url: string, node: string): Promise<void> => {
+    procs.set(node, await startNodeProcess({
+      entry, env: { TROUPE_NATS_URL: url, TROUPE_NODE: node, TROUPE_VOTERS: NODES.map((n) => `${n}/raft`).join(','), TROUPE_DATA: data },
+    }));
+  };
 
   it('every acknowledged write survives repeated SIGKILLs of the leader; a new leader serves within the bound', async () => {
     const srv = await servers.start();
