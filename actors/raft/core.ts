@@ -12,15 +12,18 @@
  * pipelined replication (up to `maxBatch` entries per AppendEntries, `nextIndex` advanced
  * optimistically), linearizable reads through ReadIndex (§6.4: a read is ready once a majority
  * confirmed leadership after it arrived and the leader has committed an entry of its term), and
- * leadership transfer (thesis §3.10: bring the target up to date, then `TimeoutNow`).
+ * leadership transfer (thesis §3.10: bring the target up to date, then `TimeoutNow`), and
+ * single-server membership changes (thesis §4.1: a configuration entry takes effect as soon as it
+ * is in the log, one change at a time; a removed leader steps down once the change commits).
  */
 import type {
-  AppendEntries, AppendResponse, Entry, Propose, RaftEffect, RaftMessage, RaftRole, ReadIndex, RequestVote, TransferLeadership, VoteResponse,
+  AppendEntries, AppendResponse, ChangeMembership, Entry, Propose, RaftEffect, RaftMessage, RaftRole, ReadIndex, RequestVote,
+  TransferLeadership, VoteResponse,
 } from './types.ts';
 
 export interface RaftConfig {
   readonly id: string;
-  /** Every voter, this node included. */
+  /** The initial voters (this node included); configuration entries in the log override them. */
   readonly voters: readonly string[];
   /** Election timeout is uniform in [electionTicks, 2·electionTicks) ticks. */
   readonly electionTicks: number;
@@ -47,6 +50,8 @@ export interface RaftConfig {
 }
 
 export interface RaftState {
+  /** The voters in effect: those of the last configuration entry in the log, else the initial ones. */
+  readonly voters: readonly string[];
   readonly role: RaftRole;
   readonly term: number;
   readonly votedFor: string | undefined;
@@ -79,7 +84,7 @@ export interface RaftState {
   readonly transferElapsed: number;
 }
 
-export type RaftInput = RaftMessage | Propose | ReadIndex | TransferLeadership | { readonly type: 'Tick' };
+export type RaftInput = RaftMessage | Propose | ReadIndex | TransferLeadership | ChangeMembership | { readonly type: 'Tick' };
 
 export interface StepResult {
   readonly state: RaftState;
@@ -96,8 +101,24 @@ export interface HardState {
 const randomTimeout = (c: RaftConfig): number => c.electionTicks + Math.floor(c.random() * c.electionTicks);
 
 /** The state of a node starting (or restarting) from `hard`. Commit index is volatile: it restarts at 0. */
+/** The voters of the last configuration entry of `log`, else `initial`. */
+function votersIn(log: readonly Entry[], initial: readonly string[]): readonly string[] {
+  for (let i = log.length - 1; i >= 0; i--) {
+    const m = log[i]!.membership;
+    if (m) return m.voters;
+  }
+  return initial;
+}
+
+/** Index of the last configuration entry (0 when none). */
+function lastConfigIndex(log: readonly Entry[]): number {
+  for (let i = log.length - 1; i >= 0; i--) if (log[i]!.membership) return i + 1;
+  return 0;
+}
+
 export function initialState(config: RaftConfig, hard: HardState = { term: 0, votedFor: undefined, log: [] }): RaftState {
   return {
+    voters: votersIn(hard.log, config.voters),
     role: 'follower', term: hard.term, votedFor: hard.votedFor, log: hard.log, commitIndex: 0, lastApplied: 0,
     leader: undefined, votes: [], nextIndex: {}, matchIndex: {}, inflight: {}, elapsed: 0, heartbeatElapsed: 0,
     timeoutTicks: randomTimeout(config), active: [], readSeq: 0, readAcks: {}, pendingReads: [], transferTo: undefined, transferElapsed: 0,
@@ -107,8 +128,8 @@ export function initialState(config: RaftConfig, hard: HardState = { term: 0, vo
 export const lastIndex = (s: RaftState): number => s.log.length;
 export const termAt = (s: RaftState, index: number): number => (index === 0 ? 0 : (s.log[index - 1]?.term ?? -1));
 const lastTerm = (s: RaftState): number => termAt(s, lastIndex(s));
-const quorum = (c: RaftConfig): number => Math.floor(c.voters.length / 2) + 1;
-const peers = (c: RaftConfig): string[] => c.voters.filter((v) => v !== c.id);
+const quorumOf = (s: RaftState): number => Math.floor(s.voters.length / 2) + 1;
+const peersOf = (s: RaftState, c: RaftConfig): string[] => s.voters.filter((v) => v !== c.id);
 
 /** A step in progress: state plus the effects so far. Persisting is folded into one effect per step. */
 class Step {
@@ -174,12 +195,12 @@ function campaign(st: Step, preVote: boolean): void {
     st.durable();
   }
   st.effects.push({ type: 'raft.role', role: st.s.role, term: st.s.term, leader: undefined });
-  if (st.s.votes.length >= quorum(c)) {
+  if (st.s.votes.length >= quorumOf(st.s)) {
     if (preVote) campaign(st, false);
     else becomeLeader(st);
     return;
   }
-  for (const p of peers(c)) {
+  for (const p of peersOf(st.s, c)) {
     st.send(p, {
       type: 'RequestVote', term: preVote ? st.s.term + 1 : st.s.term, from: c.id,
       lastLogIndex: lastIndex(st.s), lastLogTerm: lastTerm(st.s), preVote,
@@ -191,7 +212,7 @@ function becomeLeader(st: Step): void {
   const { c } = st;
   const next: Record<string, number> = {};
   const match: Record<string, number> = {};
-  for (const p of peers(c)) {
+  for (const p of peersOf(st.s, c)) {
     next[p] = lastIndex(st.s) + 1;
     match[p] = 0;
   }
@@ -201,7 +222,7 @@ function becomeLeader(st: Step): void {
   st.durable(undefined, [noop]);
   st.effects.push({ type: 'raft.role', role: 'leader', term: st.s.term, leader: c.id });
   advanceCommit(st);
-  for (const p of peers(c)) replicate(st, p);
+  for (const p of peersOf(st.s, c)) replicate(st, p);
 }
 
 /**
@@ -227,16 +248,22 @@ function replicate(st: Step, peer: string, heartbeatOnly = false): void {
 /** Leader: commit the highest index a majority matches, if its entry is of the current term (Figure 8). */
 function advanceCommit(st: Step): void {
   const { c, s } = st;
-  const matches = c.voters.map((v) => (v === c.id ? lastIndex(s) : (s.matchIndex[v] ?? 0))).sort((a, b) => b - a);
-  const n = matches[quorum(c) - 1]!;
+  if (s.role !== 'leader') return;
+  const matches = s.voters.map((v) => (v === c.id ? lastIndex(s) : (s.matchIndex[v] ?? 0))).sort((a, b) => b - a);
+  const n = matches[quorumOf(st.s) - 1]!;
   if (n > s.commitIndex && termAt(s, n) === s.term) {
     st.set({ commitIndex: n });
     apply(st);
+    if (!st.s.voters.includes(c.id) && lastConfigIndex(st.s.log) <= n) {
+      // removed from the group and the change is committed: hand over by stepping down
+      becomeFollower(st, st.s.term, undefined);
+      return;
+    }
     // reads that waited for this term's first commit can start their confirmation round
     if (st.s.pendingReads.some((r) => r.seq === 0)) {
       const seq = st.s.readSeq + 1;
       st.set({ readSeq: seq, pendingReads: st.s.pendingReads.map((r) => (r.seq === 0 ? { ...r, index: n, seq } : r)) });
-      for (const p of peers(c)) replicate(st, p, (st.s.nextIndex[p] ?? 0) > lastIndex(st.s));
+      for (const p of peersOf(st.s, c)) replicate(st, p, (st.s.nextIndex[p] ?? 0) > lastIndex(st.s));
       confirmReads(st);
     }
   }
@@ -249,8 +276,8 @@ function confirmReads(st: Step): void {
   const ready: Array<{ id: string; index: number }> = [];
   const waiting = s.pendingReads.filter((r) => {
     if (r.seq === 0) return true;
-    const acks = 1 + peers(c).filter((p) => (s.readAcks[p] ?? 0) >= r.seq).length;
-    if (acks < quorum(c)) return true;
+    const acks = 1 + peersOf(st.s, c).filter((p) => (s.readAcks[p] ?? 0) >= r.seq).length;
+    if (acks < quorumOf(st.s)) return true;
     ready.push(r);
     return false;
   });
@@ -289,11 +316,11 @@ function onRequestVote(st: Step, m: RequestVote): void {
 }
 
 function onVoteResponse(st: Step, m: VoteResponse): void {
-  const { s, c } = st;
+  const { s } = st;
   const wanted = m.preVote ? s.role === 'preCandidate' && m.term === s.term + 1 : s.role === 'candidate' && m.term === s.term;
   if (!wanted || !m.granted || s.votes.includes(m.from)) return;
   st.set({ votes: [...s.votes, m.from] });
-  if (st.s.votes.length < quorum(c)) return;
+  if (st.s.votes.length < quorumOf(st.s)) return;
   if (m.preVote) campaign(st, false);
   else becomeLeader(st);
 }
@@ -329,7 +356,10 @@ function onAppendEntries(st: Step, m: AppendEntries): void {
     appended.push(e);
   }
   if (appended.length > 0 || truncateFrom !== undefined) {
-    st.set({ log });
+    // a configuration entry takes effect as soon as it is in the log (and is undone if truncated)
+    const newest = [...appended].reverse().find((e) => e.membership);
+    const voters = truncateFrom !== undefined ? votersIn(log, c.voters) : newest?.membership ? newest.membership.voters : st.s.voters;
+    st.set({ log, voters });
     st.durable(truncateFrom, appended);
   }
   const matchIndex = m.prevLogIndex + m.entries.length;
@@ -386,7 +416,7 @@ function onTick(st: Step): void {
     }
     if (c.checkQuorum && elapsed >= c.electionTicks) {
       // check-quorum: a leader that has not heard from a majority for an election timeout steps down
-      if (st.s.active.length + 1 < quorum(c)) {
+      if (st.s.active.length + 1 < quorumOf(st.s)) {
         becomeFollower(st, s.term, undefined);
         return;
       }
@@ -394,7 +424,7 @@ function onTick(st: Step): void {
     }
     if (heartbeatElapsed >= c.heartbeatTicks) {
       st.set({ heartbeatElapsed: 0 });
-      for (const p of peers(c)) {
+      for (const p of peersOf(st.s, c)) {
         if ((st.s.inflight[p] ?? 0) > 0 || (st.s.nextIndex[p] ?? 0) <= lastIndex(st.s)) {
           // batches may have been lost: resend from what the follower is known to hold
           st.set({ nextIndex: { ...st.s.nextIndex, [p]: (st.s.matchIndex[p] ?? 0) + 1 }, inflight: { ...st.s.inflight, [p]: 0 } });
@@ -405,7 +435,8 @@ function onTick(st: Step): void {
     return;
   }
   st.set({ elapsed: s.elapsed + 1 });
-  if (st.s.elapsed >= s.timeoutTicks) campaign(st, c.preVote);
+  // a node outside the configuration (removed, or not yet added) never starts an election
+  if (st.s.elapsed >= s.timeoutTicks && s.voters.includes(c.id)) campaign(st, c.preVote);
 }
 
 function onPropose(st: Step, m: Propose): void {
@@ -418,7 +449,7 @@ function onPropose(st: Step, m: Propose): void {
   st.set({ log: [...s.log, entry] });
   st.durable(undefined, [entry]);
   advanceCommit(st); // a single-voter cluster commits at once
-  for (const p of peers(st.c)) if ((st.s.nextIndex[p] ?? 0) === entry.index) replicate(st, p);
+  for (const p of peersOf(st.s, st.c)) if ((st.s.nextIndex[p] ?? 0) === entry.index) replicate(st, p);
 }
 
 function onReadIndex(st: Step, m: ReadIndex): void {
@@ -432,7 +463,7 @@ function onReadIndex(st: Step, m: ReadIndex): void {
     st.set({ pendingReads: [...s.pendingReads, { id: m.id, index: 0, seq: 0 }] });
     return;
   }
-  if (c.leaseReads && c.checkQuorum && s.active.length + 1 >= quorum(c)) {
+  if (c.leaseReads && c.checkQuorum && s.active.length + 1 >= quorumOf(st.s)) {
     // within the lease: a majority answered during this check-quorum window, so no other leader can exist yet
     st.effects.push({ type: 'raft.readReady', id: m.id, index: s.commitIndex });
     return;
@@ -440,7 +471,7 @@ function onReadIndex(st: Step, m: ReadIndex): void {
   const seq = s.readSeq + 1;
   st.set({ readSeq: seq, pendingReads: [...s.pendingReads, { id: m.id, index: s.commitIndex, seq }] });
   confirmReads(st); // a single voter is its own majority
-  for (const p of peers(c)) replicate(st, p, (st.s.nextIndex[p] ?? 0) > lastIndex(st.s));
+  for (const p of peersOf(st.s, c)) replicate(st, p, (st.s.nextIndex[p] ?? 0) > lastIndex(st.s));
 }
 
 function onTransfer(st: Step, m: TransferLeadership): void {
@@ -449,10 +480,36 @@ function onTransfer(st: Step, m: TransferLeadership): void {
     st.effects.push({ type: 'raft.notLeader', leader: s.leader });
     return;
   }
-  if (m.to === c.id || !c.voters.includes(m.to)) return;
+  if (m.to === c.id || !s.voters.includes(m.to)) return;
   st.set({ transferTo: m.to, transferElapsed: 0 });
   if ((s.matchIndex[m.to] ?? 0) === lastIndex(s)) st.send(m.to, { type: 'TimeoutNow', term: s.term, from: c.id });
   else replicate(st, m.to);
+}
+
+function onChangeMembership(st: Step, m: ChangeMembership): void {
+  const { s, c } = st;
+  if (s.role !== 'leader' || s.transferTo !== undefined) {
+    st.effects.push({ type: 'raft.notLeader', leader: s.role === 'leader' ? undefined : s.leader });
+    return;
+  }
+  if (lastConfigIndex(s.log) > s.commitIndex) {
+    st.effects.push({ type: 'raft.changeRejected', reason: 'a membership change is still uncommitted (one at a time)' });
+    return;
+  }
+  const voters = m.add ? [...new Set([...s.voters, m.add])] : s.voters.filter((v) => v !== m.remove);
+  if (voters.length === s.voters.length || voters.length === 0) {
+    st.effects.push({ type: 'raft.changeRejected', reason: 'the change would not change the voters' });
+    return;
+  }
+  const entry: Entry = { term: s.term, index: lastIndex(s) + 1, data: new Uint8Array(0), membership: { voters } };
+  const joining = m.add !== undefined && m.add !== '' && !(m.add in s.nextIndex);
+  st.set({
+    log: [...s.log, entry], voters,
+    ...(joining ? { nextIndex: { ...s.nextIndex, [m.add]: entry.index }, matchIndex: { ...s.matchIndex, [m.add]: 0 } } : {}),
+  });
+  st.durable(undefined, [entry]);
+  advanceCommit(st);
+  for (const p of peersOf(st.s, c)) if ((st.s.nextIndex[p] ?? 0) >= entry.index) replicate(st, p);
 }
 
 /** One step of Raft. Pure. */
@@ -462,6 +519,7 @@ export function step(config: RaftConfig, state: RaftState, input: RaftInput): St
   else if (input.type === 'Propose') onPropose(st, input);
   else if (input.type === 'ReadIndex') onReadIndex(st, input);
   else if (input.type === 'TransferLeadership') onTransfer(st, input);
+  else if (input.type === 'ChangeMembership') onChangeMembership(st, input);
   else {
     const m = input;
     // Any message from a higher term makes us a follower of that term first (§5.1) — except a

@@ -57,6 +57,7 @@ export interface RaftNodeOptions {
   /** Committed entries, in order, exactly once per incarnation (no-ops included: `data` is empty). */
   onApply?: (entries: readonly Entry[]) => void;
   onRole?: (role: RaftRole, term: number, leader: string | undefined) => void;
+  onChangeRejected?: (reason: string) => void;
 }
 
 export interface RaftNodeHandle {
@@ -67,6 +68,8 @@ export interface RaftNodeHandle {
   /** A linearizable read barrier: resolves with the index the state machine must have applied before reading. */
   readIndex(): Promise<number>;
   transferLeadership(to: string): void;
+  /** Add or remove one voter (the leader refuses while another change is uncommitted: `onChangeRejected`). */
+  changeMembership(change: { add: string } | { remove: string }): void;
   role(): RaftRole;
   term(): number;
   leader(): string | undefined;
@@ -110,6 +113,9 @@ export function startRaftNode(system: ActorSystem, options: RaftNodeOptions): Ra
             reads.delete(e.readId);
           }
           return;
+        case 'raft.changeRejected':
+          options.onChangeRejected?.(e.reason);
+          return;
         case 'raft.role':
           role = e.role;
           term = e.term;
@@ -129,6 +135,7 @@ export function startRaftNode(system: ActorSystem, options: RaftNodeOptions): Ra
       ref.send({ type: 'ReadIndex', id: rid });
     }),
     transferLeadership: (to) => ref.send({ type: 'TransferLeadership', to }),
+    changeMembership: (change) => ref.send({ type: 'ChangeMembership', add: 'add' in change ? change.add : '', remove: 'remove' in change ? change.remove : '' }),
     role: () => role,
     term: () => term,
     leader: () => leader,

@@ -7,6 +7,13 @@ export type Entry = {
   term: number;
   index: number;
   data: Uint8Array;
+  membership?: Omit<Membership, 'type'> | null;
+};
+
+/** message troupe.raft.Membership */
+export type Membership = {
+  readonly type: 'Membership';
+  voters: Array<string>;
 };
 
 /** message troupe.raft.RequestVote */
@@ -76,8 +83,15 @@ export type TransferLeadership = {
   to: string;
 };
 
+/** message troupe.raft.ChangeMembership */
+export type ChangeMembership = {
+  readonly type: 'ChangeMembership';
+  add: string;
+  remove: string;
+};
+
 /** Every message of this schema. */
-export type Message = Entry | RequestVote | VoteResponse | AppendEntries | AppendResponse | TimeoutNow | Propose | ReadIndex | TransferLeadership;
+export type Message = Entry | Membership | RequestVote | VoteResponse | AppendEntries | AppendResponse | TimeoutNow | Propose | ReadIndex | TransferLeadership | ChangeMembership;
 
 /** The message set to pass to `defineActor({ messages })`. */
-export const messages = defineMessages<Message>({"nested":{"troupe":{"nested":{"raft":{"nested":{"Entry":{"fields":{"term":{"type":"uint64","id":1},"index":{"type":"uint64","id":2},"data":{"type":"bytes","id":3}}},"RequestVote":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"lastLogIndex":{"type":"uint64","id":3,"protoName":"last_log_index"},"lastLogTerm":{"type":"uint64","id":4,"protoName":"last_log_term"},"preVote":{"type":"bool","id":5,"protoName":"pre_vote"}}},"VoteResponse":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"granted":{"type":"bool","id":3},"preVote":{"type":"bool","id":4,"protoName":"pre_vote"}}},"AppendEntries":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"prevLogIndex":{"type":"uint64","id":3,"protoName":"prev_log_index"},"prevLogTerm":{"type":"uint64","id":4,"protoName":"prev_log_term"},"entries":{"rule":"repeated","type":"Entry","id":5},"leaderCommit":{"type":"uint64","id":6,"protoName":"leader_commit"},"readSeq":{"type":"uint64","id":7,"protoName":"read_seq"}}},"AppendResponse":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"success":{"type":"bool","id":3},"matchIndex":{"type":"uint64","id":4,"protoName":"match_index"},"conflictIndex":{"type":"uint64","id":5,"protoName":"conflict_index"},"readSeq":{"type":"uint64","id":6,"protoName":"read_seq"}}},"TimeoutNow":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2}}},"Propose":{"fields":{"data":{"type":"bytes","id":1}}},"ReadIndex":{"fields":{"id":{"type":"string","id":1}}},"TransferLeadership":{"fields":{"to":{"type":"string","id":1}}}}}}}}});
+export const messages = defineMessages<Message>({"nested":{"troupe":{"nested":{"raft":{"nested":{"Entry":{"fields":{"term":{"type":"uint64","id":1},"index":{"type":"uint64","id":2},"data":{"type":"bytes","id":3},"membership":{"type":"Membership","id":4}}},"Membership":{"fields":{"voters":{"rule":"repeated","type":"string","id":1}}},"RequestVote":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"lastLogIndex":{"type":"uint64","id":3,"protoName":"last_log_index"},"lastLogTerm":{"type":"uint64","id":4,"protoName":"last_log_term"},"preVote":{"type":"bool","id":5,"protoName":"pre_vote"}}},"VoteResponse":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"granted":{"type":"bool","id":3},"preVote":{"type":"bool","id":4,"protoName":"pre_vote"}}},"AppendEntries":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"prevLogIndex":{"type":"uint64","id":3,"protoName":"prev_log_index"},"prevLogTerm":{"type":"uint64","id":4,"protoName":"prev_log_term"},"entries":{"rule":"repeated","type":"Entry","id":5},"leaderCommit":{"type":"uint64","id":6,"protoName":"leader_commit"},"readSeq":{"type":"uint64","id":7,"protoName":"read_seq"}}},"AppendResponse":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"success":{"type":"bool","id":3},"matchIndex":{"type":"uint64","id":4,"protoName":"match_index"},"conflictIndex":{"type":"uint64","id":5,"protoName":"conflict_index"},"readSeq":{"type":"uint64","id":6,"protoName":"read_seq"}}},"TimeoutNow":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2}}},"Propose":{"fields":{"data":{"type":"bytes","id":1}}},"ReadIndex":{"fields":{"id":{"type":"string","id":1}}},"TransferLeadership":{"fields":{"to":{"type":"string","id":1}}},"ChangeMembership":{"fields":{"add":{"type":"string","id":1},"remove":{"type":"string","id":2}}}}}}}}});

@@ -26,6 +26,8 @@ export type Propose = wire.Propose;
 export type ReadIndex = wire.ReadIndex;
 /** Ask the leader to hand leadership to `to` (an up-to-date voter). */
 export type TransferLeadership = wire.TransferLeadership;
+/** Add or remove one voter (single-server membership change, thesis §4.1). */
+export type ChangeMembership = wire.ChangeMembership;
 
 /** Effects the machine emits; the host carries them out in order. */
 export type RaftEffect =
@@ -39,6 +41,8 @@ export type RaftEffect =
    * confirmed this node was still the leader after the read arrived.
    */
   | { readonly type: 'raft.readReady'; readonly id: string; readonly index: number }
+  /** A membership change was refused (another is not yet committed, or it would change nothing). */
+  | { readonly type: 'raft.changeRejected'; readonly reason: string }
   /** A proposal or read was rejected because this node is not the leader (hint: who is, if known). */
   | { readonly type: 'raft.notLeader'; readonly leader: string | undefined; readonly readId?: string }
   /** The role changed (for observers and invariant checks). */

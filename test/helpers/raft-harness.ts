@@ -68,6 +68,15 @@ export class RaftHarness {
     }
   }
 
+  /** Start a new, empty node that knows `voters` (for membership changes); it joins `ids`. */
+  addNode(id: string, voters: readonly string[]): void {
+    const nodeRng = this.rng.fork();
+    const config: RaftConfig = { ...this.slot(this.ids[0]!).config, id, voters, random: () => nodeRng.next() };
+    const hard = { term: 0, votedFor: undefined, log: [] as Entry[] };
+    this.slots.set(id, { config, state: initialState(config, hard), hard, applied: [], maxTermSeen: 0 });
+    this.ids.push(id);
+  }
+
   slot(id: string): NodeSlot {
     return this.slots.get(id)!;
   }
@@ -184,9 +193,9 @@ export class RaftHarness {
   }
 
   /** Like a client: propose `value` to whoever leads until every live node has applied it. */
-  commitEventually(value: string, maxAttempts = 50, reorder = false): void {
+  commitEventually(value: string, maxAttempts = 50, reorder = false, among?: readonly string[]): void {
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
-      const live = this.ids.filter((id) => this.slot(id).state);
+      const live = (among ?? this.ids).filter((id) => this.slot(id).state);
       if (live.every((id) => this.appliedValues(id).includes(value))) return;
       const l = this.leader();
       if (l && !this.state(l).log.some((e) => dec(e.data) === value)) this.propose(l, value);

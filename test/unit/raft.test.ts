@@ -296,6 +296,66 @@ describe('Raft linearizable reads (ReadIndex, §6.4) and leadership transfer', (
   });
 });
 
+describe('Raft single-server membership changes (thesis §4.1)', () => {
+  it('adding a voter: it catches up, and the majority grows with it', () => {
+    const h = new RaftHarness({ nodes: 3, seed: 21 });
+    h.until(() => h.leader() !== undefined);
+    for (let i = 0; i < 5; i++) h.commitEventually(`before-${i}`);
+    const l = h.leader()!;
+    h.addNode('n4', [...h.ids, 'n4']);
+    h.input(l, { type: 'ChangeMembership', add: 'n4', remove: '' });
+    expect(h.state(l).voters).toEqual(['n1', 'n2', 'n3', 'n4']);
+    h.commitEventually('after');
+    expect(h.appliedValues('n4')).toEqual(['before-0', 'before-1', 'before-2', 'before-3', 'before-4', 'after']);
+    // with 4 voters a majority is 3: two nodes down stop progress
+    const others = h.ids.filter((id) => id !== h.leader());
+    h.crash(others[0]!);
+    h.crash(others[1]!);
+    h.propose(h.leader()!, 'stuck');
+    for (let i = 0; i < 30; i++) h.round();
+    expect(h.ids.filter((id) => h.slot(id).state).some((id) => h.appliedValues(id).includes('stuck'))).toBe(false);
+  });
+
+  it('removing the leader: it steps down once the change commits, and the rest go on without it', () => {
+    const h = new RaftHarness({ nodes: 3, seed: 22 });
+    h.until(() => h.leader() !== undefined);
+    const old = h.leader()!;
+    h.input(old, { type: 'ChangeMembership', add: '', remove: old });
+    h.until(() => h.state(old).role !== 'leader' && h.leader() !== undefined && h.leader() !== old, 200);
+    h.commitEventually('without-old', 50, false, h.ids.filter((id) => id !== old));
+    expect(h.appliedValues(old)).not.toContain('without-old'); // it is no longer replicated to
+    for (let i = 0; i < 100; i++) h.round();
+    expect(h.leader()).not.toBe(old); // a removed node never campaigns again
+    expect(h.state(old).role).toBe('follower');
+  });
+
+  it('one change at a time: a second change before the first commits is refused', () => {
+    const h = new RaftHarness({ nodes: 3, seed: 23 });
+    h.until(() => h.leader() !== undefined);
+    const l = h.leader()!;
+    h.input(l, { type: 'ChangeMembership', add: 'n4', remove: '' });
+    const second = h.input(l, { type: 'ChangeMembership', add: 'n5', remove: '' });
+    expect(second).toContainEqual({ type: 'raft.changeRejected', reason: 'a membership change is still uncommitted (one at a time)' });
+  });
+
+  it('a change made while a node is partitioned away reaches it after heal', () => {
+    const h = new RaftHarness({ nodes: 3, seed: 24 });
+    h.until(() => h.leader() !== undefined);
+    const l = h.leader()!;
+    const away = h.ids.find((id) => id !== l)!;
+    h.partition([away], h.ids.filter((id) => id !== away));
+    h.addNode('n4', [...h.ids, 'n4']);
+    h.partition([away], h.ids.filter((id) => id !== away));
+    h.input(l, { type: 'ChangeMembership', add: 'n4', remove: '' });
+    h.commitEventually('during', 50, false, h.ids.filter((id) => id !== away));
+    expect(h.appliedValues(away)).not.toContain('during');
+    h.heal();
+    h.commitEventually('after');
+    expect(h.state(away).voters).toEqual(['n1', 'n2', 'n3', 'n4']);
+    expect(h.appliedValues(away)).toEqual(['during', 'after']);
+  });
+});
+
 describe('Raft under a seeded nemesis', () => {
   // RAFT_SEED=N replays one seed (the failure message prints the command)
   const only = process.env['RAFT_SEED'] ? Number(process.env['RAFT_SEED']) : undefined;
