@@ -12,7 +12,7 @@
  */
 import { bulkhead as cockatielBulkhead } from 'cockatiel';
 import { createBulkhead } from '../../actors/bulkhead/bulkhead.ts';
-import { alternate, median, row, tick, type Bench } from './harness.ts';
+import { alternate, median, row, type Bench, driveConcurrent } from './harness.ts';
 
 const N = 300_000;
 const LIMIT = 10;
@@ -20,23 +20,7 @@ const QUEUE = 10;
 const WORKERS = LIMIT;
 const noop = async (): Promise<number> => 1;
 
-/** Calls per second of `execute(noop)` with WORKERS calls in flight; checks every call returned 1. */
-async function drive(execute: () => Promise<number>): Promise<number> {
-  await tick();
-  let started = 0;
-  let done = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: WORKERS }, async () => {
-    while (started < N) {
-      started++;
-      const one = await execute();
-      done += one;
-    }
-  }));
-  const ms = performance.now() - t0;
-  if (done !== N) throw new Error(`bulkhead: ${done} of ${N} calls completed`);
-  return (N / ms) * 1000;
-}
+const drive = (execute: () => Promise<number>): Promise<number> => driveConcurrent('bulkhead', N, WORKERS, execute);
 
 async function oursRound(): Promise<number> {
   const b = createBulkhead({ name: 'bench', limit: LIMIT, queue: QUEUE });

@@ -120,3 +120,24 @@ export async function quiesce(quietTicks = 3, quietMs = 0.25, timeoutMs = 120_00
     if (performance.now() > deadline) throw new Error(`bench: the event loop did not quiesce within ${timeoutMs} ms`);
   }
 }
+
+/**
+ * Calls per second of `execute()` with `workers` calls in flight until `n` have completed; each
+ * call must resolve to 1 (checked), so a lost or wrong call fails the bench.
+ */
+export async function driveConcurrent(bench: string, n: number, workers: number, execute: () => Promise<number>): Promise<number> {
+  await tick();
+  let started = 0;
+  let done = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: workers }, async () => {
+    while (started < n) {
+      started++;
+      const one = await execute(); // awaited first: `done += await …` would read `done` before the await
+      done += one;
+    }
+  }));
+  const ms = performance.now() - t0;
+  if (done !== n) throw new Error(`${bench}: ${done} of ${n} calls completed`);
+  return (n / ms) * 1000;
+}

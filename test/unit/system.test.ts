@@ -738,7 +738,8 @@ describe('two nodes on one MemoryBus', () => {
     expect(bus.stats().published - before).toBeLessThanOrEqual(1); // at most one in-flight probe
   });
 
-  it('node-unreachable after missedHeartbeats probes time out (a partition, the node is alive)', async () => {
+  /** n1 behind a fault wrapper (heartbeat every 1 s, 500 ms timeout, 3 misses), n2 plain, on one bus. */
+  const faultyPair = () => {
     const clock = simulatedClock();
     const bus = createMemoryBus({ clock });
     const net = withFaults(bus.connect(), { clock, rng: createRng(3) });
@@ -748,6 +749,11 @@ describe('two nodes on one MemoryBus', () => {
     });
     const s2 = createSystem({ cluster: 'test', node: 'n2', clock, logger: silentLogger(), rng: createRng(2), transport: bus.connect() });
     toShutDown.push(s1, s2);
+    return { clock, bus, net, s1, s2 };
+  };
+
+  it('node-unreachable after missedHeartbeats probes time out (a partition, the node is alive)', async () => {
+    const { clock, net, s1, s2 } = faultyPair();
     s2.spawn(Counter, { name: 't' });
     const w = track(s1.watch('n2/t'));
     await settle();
@@ -766,15 +772,7 @@ describe('two nodes on one MemoryBus', () => {
   });
 
   it('a missed heartbeat or two, then the partition heals: the watch stays in place', async () => {
-    const clock = simulatedClock();
-    const bus = createMemoryBus({ clock });
-    const net = withFaults(bus.connect(), { clock, rng: createRng(3) });
-    const s1 = createSystem({
-      cluster: 'test', node: 'n1', clock, logger: silentLogger(), rng: createRng(1), transport: net,
-      heartbeatIntervalMs: 1_000, heartbeatTimeoutMs: 500, missedHeartbeats: 3,
-    });
-    const s2 = createSystem({ cluster: 'test', node: 'n2', clock, logger: silentLogger(), rng: createRng(2), transport: bus.connect() });
-    toShutDown.push(s1, s2);
+    const { clock, net, s1, s2 } = faultyPair();
     s2.spawn(Counter, { name: 't' });
     const log: string[] = [];
     const w = s1.spawn(Counter, { name: 'w', input: { log } });
