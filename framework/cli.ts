@@ -25,6 +25,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
 /** Simulation scenarios: name → module exporting `run(options)` and a summary. */
 const SCENARIOS: Record<string, { module: string; summary: string }> = {
   raft: { module: 'actors/raft/sim-scenario.ts', summary: 'a 3-node replicated KV on Raft under a mixed nemesis; the history is checked for linearizability' },
+  'raft-kv-store': { module: 'actors/raft/kv-store-sim-scenario.ts', summary: 'the Raft KvStore (revisions, compare-and-set) on 3 nodes under a mixed nemesis; the history is checked for linearizability' },
 };
 
 const HELP = `troupe — distributed-systems patterns as XState state charts in supervised actors over NATS
