@@ -30,7 +30,7 @@
  */
 import type { Clock, Rng } from '../../framework/clock.ts';
 import { createRng, entropySeed } from '../../framework/clock.ts';
-import { KvConflictError, NotLeaderError, StoreUnavailableError } from '../../framework/errors.ts';
+import { KvConflictError, NotLeaderError, StoreUnavailableError, TroupeError } from '../../framework/errors.ts';
 import type { ActorSystem } from '../../framework/index.ts';
 import {
   assertValidKey,
@@ -63,8 +63,36 @@ export interface ReplicaAttempt<T> {
 /** A write command before the leader stamps its clock on it. */
 export type UnstampedKvStoreCommand = KvStoreCommand extends infer C ? (C extends KvStoreCommand ? Omit<C, 'nowMs'> : never) : never;
 
+/** A linearizable read, as data (it may travel over the wire): `get` answers an entry or undefined, `keys` a sorted list. */
+export type KvStoreQuery = { readonly kind: 'get'; readonly key: string } | { readonly kind: 'keys'; readonly pattern: string };
+
+/** What a store needs from one replica — in this process, or behind a service actor (`kv-store-service.ts`). */
+export interface KvStoreEndpoint {
+  /** Propose a write (on the leader); resolves with the state machine's result. Rejects with `NotLeaderError`. */
+  submit(command: UnstampedKvStoreCommand): ReplicaAttempt<KvStoreResult>;
+  /** ReadIndex, then answer `query`. Rejects with `NotLeaderError`. */
+  read(query: KvStoreQuery): ReplicaAttempt<KvEntry | undefined | string[]>;
+  /** A linearizable start: the matching entries after a ReadIndex, then every write the replica applies. */
+  watch(pattern: string, includeHistory: boolean, onEntry: (e: KvEntry) => void, onError: ((err: Error) => void) | undefined): ReplicaAttempt<KvWatch>;
+}
+
+/** How a store finds the leader among its endpoints. */
+export interface KvStoreRoute {
+  /** The endpoint to try next, skipping those that failed during this call; undefined: none now (pause, then start over). */
+  next(skip: ReadonlySet<KvStoreEndpoint>): KvStoreEndpoint | undefined;
+  /** `endpoint` refused: it is not the leader (`err.leader` may name the one that is). */
+  refused(endpoint: KvStoreEndpoint, err: NotLeaderError): void;
+  /** `endpoint` answered. */
+  answered(endpoint: KvStoreEndpoint): void;
+}
+
+/** Answer `query` from `machine` at `nowMs`. */
+export function runKvStoreQuery(machine: KvStoreMachine, query: KvStoreQuery, nowMs: number): KvEntry | undefined | string[] {
+  return query.kind === 'get' ? machine.get(query.key, nowMs) : machine.keys(query.pattern, nowMs);
+}
+
 /** One replica of a Raft KV store: the state machine on one Raft node, and its client surface. */
-export interface RaftKvReplica {
+export interface RaftKvReplica extends KvStoreEndpoint {
   readonly node: RaftNodeHandle;
   /** The state machine (read it; it changes only through `apply`). */
   readonly machine: KvStoreMachine;
@@ -78,10 +106,8 @@ export interface RaftKvReplica {
   restoreSnapshot(bytes: Uint8Array, index: number): void;
   /** Propose a write here (the leader), stamped with this node's clock; resolves when applied here. Rejects with `NotLeaderError`. */
   submit(command: UnstampedKvStoreCommand): ReplicaAttempt<KvStoreResult>;
-  /** ReadIndex, wait until applied that far, then `query` the state at `max(clock, log time)`. Rejects with `NotLeaderError`. */
-  read<T>(query: (machine: KvStoreMachine, nowMs: number) => T): ReplicaAttempt<T>;
-  /** A linearizable start: the matching entries after a ReadIndex, then every write this replica applies. */
-  watch(pattern: string, includeHistory: boolean, onEntry: (e: KvEntry) => void, onError: ((err: Error) => void) | undefined): ReplicaAttempt<KvWatch>;
+  /** ReadIndex, wait until applied that far, then answer `query` at `max(clock, log time)`. Rejects with `NotLeaderError`. */
+  read(query: KvStoreQuery): ReplicaAttempt<KvEntry | undefined | string[]>;
 }
 
 /** Options of {@link createRaftKvReplica}: the state machine's (equal on every replica) and the node's clock. */
@@ -176,7 +202,7 @@ export function createRaftKvReplica(node: () => RaftNodeHandle, options: RaftKvR
       return { result, cancel: () => { if (waiting.get(id) === done) waiting.delete(id); } };
     },
 
-    read: (query) => afterReadIndex(() => query(machine, readTime())),
+    read: (query) => afterReadIndex(() => runKvStoreQuery(machine, query, readTime())),
 
     watch(pattern, includeHistory, onEntry, onError) {
       // the initial entries are taken and the watcher registered in one synchronous step, so no
@@ -240,8 +266,11 @@ export interface RaftKvStoreOptions {
   rng?: Rng;
 }
 
-interface ResolvedRaftKvStoreOptions {
-  replicas: readonly RaftKvReplica[];
+/** The client settings both forms of the store share (in-process and remote). */
+export type RaftKvClientOptions = Pick<RaftKvStoreOptions, 'name' | 'timeoutMs' | 'attemptTimeoutMs' | 'backoffMs' | 'clientId' | 'rng'>;
+
+/** Resolved client settings. */
+export interface ResolvedRaftKvClientOptions {
   clock: Clock;
   name: string;
   timeoutMs: number;
@@ -250,12 +279,12 @@ interface ResolvedRaftKvStoreOptions {
   clientId: string;
 }
 
-function resolveRaftKvStoreOptions(options: RaftKvStoreOptions): ResolvedRaftKvStoreOptions {
+/** Validate and default the client settings; names the bad option. */
+export function resolveRaftKvClientOptions(clock: Clock, options: RaftKvClientOptions): ResolvedRaftKvClientOptions {
   const {
-    replicas, clock, name = 'raft', timeoutMs = DEFAULT_RAFT_KV_TIMEOUT_MS, attemptTimeoutMs = DEFAULT_RAFT_KV_ATTEMPT_TIMEOUT_MS,
+    name = 'raft', timeoutMs = DEFAULT_RAFT_KV_TIMEOUT_MS, attemptTimeoutMs = DEFAULT_RAFT_KV_ATTEMPT_TIMEOUT_MS,
     backoffMs = DEFAULT_RAFT_KV_BACKOFF_MS,
   } = options;
-  if (!Array.isArray(replicas) || replicas.length === 0) throw new RangeError('raft KV store option replicas must be a non-empty array');
   if (!clock) throw new RangeError('raft KV store option clock is required');
   if (typeof name !== 'string' || name.length === 0) throw new RangeError(`raft KV store option name must be a non-empty string, got ${String(name)}`);
   assertValidTtl('raft KV store option timeoutMs', timeoutMs);
@@ -263,7 +292,23 @@ function resolveRaftKvStoreOptions(options: RaftKvStoreOptions): ResolvedRaftKvS
   assertValidTtl('raft KV store option backoffMs', backoffMs);
   const clientId = options.clientId ?? (options.rng ?? createRng(entropySeed())).hex(16);
   if (typeof clientId !== 'string' || clientId.length === 0) throw new RangeError('raft KV store option clientId must be a non-empty string');
-  return { replicas, clock, name, timeoutMs, attemptTimeoutMs, backoffMs, clientId };
+  return { clock, name, timeoutMs, attemptTimeoutMs, backoffMs, clientId };
+}
+
+/** Routes to the replica whose node leads with the highest term (the in-process form sees every node's role). */
+function leaderByRole(replicas: readonly RaftKvReplica[]): KvStoreRoute {
+  return {
+    next(skip) {
+      let best: RaftKvReplica | undefined;
+      for (const r of replicas) {
+        if (skip.has(r) || r.node.role() !== 'leader') continue;
+        if (!best || r.node.term() > best.node.term()) best = r;
+      }
+      return best;
+    },
+    refused: () => undefined,
+    answered: () => undefined,
+  };
 }
 
 /**
@@ -274,7 +319,14 @@ function resolveRaftKvStoreOptions(options: RaftKvStoreOptions): ResolvedRaftKvS
  * await store.update('lock.orders', enc('node-a'), rev); // renew the lease; KvConflictError if lost
  */
 export function createRaftKvStore(options: RaftKvStoreOptions): KvStore {
-  return new RaftKvStore(resolveRaftKvStoreOptions(options));
+  const { replicas } = options;
+  if (!Array.isArray(replicas) || replicas.length === 0) throw new RangeError('raft KV store option replicas must be a non-empty array');
+  return createRoutedKvStore(resolveRaftKvClientOptions(options.clock, options), leaderByRole(replicas));
+}
+
+/** A Raft `KvStore` client that reaches the replicas through `route` (the remote form's entry point). */
+export function createRoutedKvStore(options: ResolvedRaftKvClientOptions, route: KvStoreRoute, onClose?: () => void): KvStore {
+  return new RaftKvStore(options, route, onClose);
 }
 
 type Outcome<T> = { readonly kind: 'value'; readonly value: T } | { readonly kind: 'error'; readonly error: unknown } | { readonly kind: 'timeout' } | { readonly kind: 'closed' };
@@ -288,7 +340,11 @@ class RaftKvStore implements KvStore {
   /** Calls waiting on something, told when the store closes. */
   private readonly onClose = new Set<() => void>();
 
-  constructor(private readonly options: ResolvedRaftKvStoreOptions) {}
+  constructor(
+    private readonly options: ResolvedRaftKvClientOptions,
+    private readonly route: KvStoreRoute,
+    private readonly closed$?: () => void,
+  ) {}
 
   private get label(): string {
     return `raft:${this.options.name}`;
@@ -318,25 +374,15 @@ class RaftKvStore implements KvStore {
     });
   }
 
-  /** The replica that leads with the highest term, skipping those that did not answer this call. */
-  private leader(skip: ReadonlySet<RaftKvReplica>): RaftKvReplica | undefined {
-    let best: RaftKvReplica | undefined;
-    for (const r of this.options.replicas) {
-      if (skip.has(r) || r.node.role() !== 'leader') continue;
-      if (!best || r.node.term() > best.node.term()) best = r;
-    }
-    return best;
-  }
-
   /**
    * Run `attempt` on the leader until it answers, following leader changes, for at most
    * `timeoutMs`. Rejects with a retryable `StoreUnavailableError` when no leader answered in time
    * (a write may or may not have been applied), a non-retryable one once the store is closed.
    */
-  private async withLeader<T>(what: string, attempt: (replica: RaftKvReplica) => ReplicaAttempt<T>): Promise<T> {
+  private async withLeader<T>(what: string, attempt: (endpoint: KvStoreEndpoint) => ReplicaAttempt<T>): Promise<T> {
     const { clock, timeoutMs, attemptTimeoutMs, backoffMs } = this.options;
     const deadline = clock.now() + timeoutMs;
-    const silent = new Set<RaftKvReplica>();
+    const silent = new Set<KvStoreEndpoint>();
     let lastError: unknown;
     for (;;) {
       this.guard();
@@ -344,7 +390,7 @@ class RaftKvStore implements KvStore {
       if (remainingMs <= 0) {
         throw new StoreUnavailableError(this.label, `no leader answered ${what} within ${timeoutMs} ms`, { cause: lastError });
       }
-      const replica = this.leader(silent);
+      const replica = this.route.next(silent);
       if (!replica) {
         silent.clear();
         if ((await this.within(new Promise<never>(() => undefined), Math.min(backoffMs, remainingMs))).kind === 'closed') throw this.closedError();
@@ -354,6 +400,7 @@ class RaftKvStore implements KvStore {
       const outcome = await this.within(a.result, Math.min(attemptTimeoutMs, remainingMs));
       switch (outcome.kind) {
         case 'value':
+          this.route.answered(replica);
           return outcome.value;
         case 'closed':
           a.cancel();
@@ -363,9 +410,10 @@ class RaftKvStore implements KvStore {
           silent.add(replica);
           continue;
         case 'error':
-          if (!(outcome.error instanceof NotLeaderError)) throw outcome.error;
           lastError = outcome.error;
           silent.add(replica);
+          if (outcome.error instanceof NotLeaderError) this.route.refused(replica, outcome.error);
+          else if (!isAttemptFailure(outcome.error)) throw outcome.error;
       }
     }
   }
@@ -408,7 +456,7 @@ class RaftKvStore implements KvStore {
   async get(key: string): Promise<KvEntry | undefined> {
     this.guard();
     assertValidKey(key);
-    return this.withLeader('get', (r) => r.read((m, nowMs) => m.get(key, nowMs)));
+    return this.withLeader('get', (r) => r.read({ kind: 'get', key })) as Promise<KvEntry | undefined>;
   }
 
   async create(key: string, value: Uint8Array, opts?: KvCreateOptions): Promise<number> {
@@ -459,15 +507,21 @@ class RaftKvStore implements KvStore {
   async keys(pattern = '>'): Promise<string[]> {
     this.guard();
     assertValidKeyPattern(pattern);
-    return this.withLeader('keys', (r) => r.read((m, nowMs) => m.keys(pattern, nowMs)));
+    return this.withLeader('keys', (r) => r.read({ kind: 'keys', pattern })) as Promise<string[]>;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const f of Array.from(this.onClose)) f();
+    this.closed$?.();
     for (const w of Array.from(this.watches)) w.stop();
   }
+}
+
+/** An attempt that failed without an answer (an ask timed out, the node is unreachable): try another replica. */
+function isAttemptFailure(err: unknown): boolean {
+  return err instanceof TroupeError && err.retryable && !(err instanceof StoreUnavailableError);
 }
 
 function valueOf(key: string, value: Uint8Array): string {
