@@ -15,10 +15,11 @@ import {
   type KvStoreMachine,
 } from '../../actors/raft/kv-store-machine.ts';
 import { createRaftKvStore, startRaftKvReplica } from '../../actors/raft/kv-store.ts';
+import { createRemoteRaftKvStore, startRaftKvStoreService } from '../../actors/raft/kv-store-service.ts';
 import { memoryRaftStorage } from '../../actors/raft/node.ts';
 import { createRng, realClock } from '../../framework/clock.ts';
 import { isStoreUnavailableError, StoreUnavailableError } from '../../framework/errors.ts';
-import { createMemoryBus, createSystem, silentLogger } from '../../framework/index.ts';
+import { createMemoryBus, createSystem, silentLogger, type ActorSystem } from '../../framework/index.ts';
 import { createSimulation } from '../../framework/sim/simulation.ts';
 import type { KvEntry, KvStore } from '../../framework/store/store.ts';
 import { storeConformance } from '../helpers/store-conformance.ts';
@@ -32,18 +33,30 @@ const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 let groupSeq = 0;
 
-/** A 3-node Raft group on its own in-process bus, and a store over it whose close() also stops the group. */
-function inProcessStore(opts: { history?: number; ttlMs?: number } = {}): KvStore {
+/**
+ * A 3-node Raft group on its own in-process bus, and a store over it whose close() also stops the
+ * group: in-process (over the replicas) or remote (from a fourth node, through the KV store services).
+ */
+function inProcessStore(opts: { history?: number; ttlMs?: number } = {}, form: 'local' | 'remote' = 'local'): KvStore {
   const g = ++groupSeq;
   const clock = realClock();
   const bus = createMemoryBus({ clock });
   const names = ['n1', 'n2', 'n3'];
   const voters = names.map((n) => `${n}/kv`);
-  const systems = names.map((n) => createSystem({ cluster: `kvs${g}`, node: n, transport: bus.connect({ name: n }), clock, logger: silentLogger() }));
-  const replicas = systems.map((system, i) => startRaftKvReplica(system, {
+  const system = (n: string): ActorSystem => createSystem({ cluster: `kvs${g}`, node: n, transport: bus.connect({ name: n }), clock, logger: silentLogger() });
+  const systems = names.map(system);
+  const replicas = systems.map((sys, i) => startRaftKvReplica(sys, {
     name: 'kv', voters, rng: createRng(g * 10 + i), storage: memoryRaftStorage(), tickMs: 5, electionTicks: 10, heartbeatTicks: 2, ...opts,
   }));
-  const store = createRaftKvStore({ replicas, clock, name: `group${g}`, rng: createRng(g) });
+  let store: KvStore;
+  if (form === 'local') {
+    store = createRaftKvStore({ replicas, clock, name: `group${g}`, rng: createRng(g) });
+  } else {
+    systems.forEach((sys, i) => startRaftKvStoreService(sys, () => replicas[i]!));
+    const clientSystem = system('client');
+    systems.push(clientSystem);
+    store = createRemoteRaftKvStore({ system: clientSystem, services: names.map((n) => `${n}/kv-store`), name: `group${g}`, rng: createRng(g) });
+  }
   return {
     kind: store.kind,
     get: (k) => store.get(k),
@@ -60,16 +73,18 @@ function inProcessStore(opts: { history?: number; ttlMs?: number } = {}): KvStor
   };
 }
 
-storeConformance('raft', async () => {
-  const TTL_MS = 300;
-  return {
-    open: async (opts) => inProcessStore(opts?.history !== undefined ? { history: opts.history } : {}),
-    openWithTtl: async () => ({ store: inProcessStore(), ttlMs: TTL_MS }),
-    elapse: (ms, condition) => waitFor(condition, { timeoutMs: ms * 10, intervalMs: 20, message: 'the TTL to lapse' }),
-    propertyRuns: 20,
-    cleanup: async () => undefined,
-  };
-});
+for (const form of ['local', 'remote'] as const) {
+  storeConformance(form === 'local' ? 'raft' : 'raft (remote, through the KV store services)', async () => {
+    const TTL_MS = 300;
+    return {
+      open: async (opts) => inProcessStore(opts?.history !== undefined ? { history: opts.history } : {}, form),
+      openWithTtl: async () => ({ store: inProcessStore({}, form), ttlMs: TTL_MS }),
+      elapse: (ms, condition) => waitFor(condition, { timeoutMs: ms * 10, intervalMs: 20, message: 'the TTL to lapse' }),
+      propertyRuns: 20,
+      cleanup: async () => undefined,
+    };
+  });
+}
 
 // --- the state machine ------------------------------------------------------------------------
 
