@@ -98,9 +98,9 @@ export interface RaftKvReplica extends KvStoreEndpoint {
   readonly machine: KvStoreMachine;
   /** The last log index applied. */
   readonly appliedIndex: number;
-  /** Feed committed entries (wire to the node's `onApply`). */
+  /** Feed committed entries (wire to the node's `onApply`); entries at or below `appliedIndex` are skipped (already applied). */
   apply(entries: readonly Entry[]): void;
-  /** Forget the state (the node restarted and applies its log again from index 1). Watches stay. */
+  /** Forget the state, to rebuild it from index 1 (e.g. after losing it). Watches stay; they skip revisions they delivered. */
   reset(): void;
   /** Replace the state with a snapshot taken at log index `index` (for log compaction). */
   restoreSnapshot(bytes: Uint8Array, index: number): void;
@@ -162,6 +162,8 @@ export function createRaftKvReplica(node: () => RaftNodeHandle, options: RaftKvR
 
     apply(entries) {
       for (const e of entries) {
+        // a node actor restarted by its supervisor applies its log again from index 1
+        if (e.index <= appliedIndex) continue;
         appliedIndex = e.index;
         if (e.data.length === 0) continue; // a leader's no-op
         const cmd = decodeKvStoreCommand(e.data);

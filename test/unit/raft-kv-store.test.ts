@@ -14,7 +14,8 @@ import {
   type KvStoreCommand,
   type KvStoreMachine,
 } from '../../actors/raft/kv-store-machine.ts';
-import { createRaftKvStore, startRaftKvReplica } from '../../actors/raft/kv-store.ts';
+import { createRaftKvReplica, createRaftKvStore, startRaftKvReplica } from '../../actors/raft/kv-store.ts';
+import type { Entry } from '../../actors/raft/types.ts';
 import { createRemoteRaftKvStore, startRaftKvStoreService } from '../../actors/raft/kv-store-service.ts';
 import { memoryRaftStorage } from '../../actors/raft/node.ts';
 import { createRng, realClock } from '../../framework/clock.ts';
@@ -210,6 +211,40 @@ describe('raft KV store state machine', () => {
     expect(() => createKvStoreMachine({ history: 65 })).toThrow(RangeError);
     expect(() => createKvStoreMachine({ ttlMs: 0 })).toThrow(/option ttlMs/);
     expect(() => createKvStoreMachine({ sessionTtlMs: Number.NaN })).toThrow(/option sessionTtlMs/);
+  });
+});
+
+describe('raft KV store replica and options', () => {
+  const entry = (index: number, c: KvStoreCommand): Entry => ({ index, term: 1, data: encodeKvStoreCommand(c) });
+  const put = (seq: number, v: string): KvStoreCommand => ({ client: 'c', seq, floor: 0, nowMs: 0, op: 'put', key: 'k', value: encodeKvStoreValue(enc(v)) });
+
+  it('a replica applies each log index once: a node restarted by its supervisor re-applying from index 1 changes nothing; reset() rebuilds', () => {
+    const replica = createRaftKvReplica(() => expect.fail('no node needed'), { clock: realClock() });
+    const log = [entry(1, put(1, 'a')), { index: 2, term: 1, data: new Uint8Array(0) }, entry(3, put(2, 'b'))];
+    replica.apply(log);
+    replica.apply(log);
+    expect(replica.appliedIndex).toBe(3);
+    expect(replica.machine.revision).toBe(2);
+    expect(dec(replica.machine.get('k', 0)!.value)).toBe('b');
+    const snap = replica.machine.snapshot();
+    replica.reset();
+    expect(replica.machine.revision).toBe(0);
+    replica.apply(log);
+    expect(dec(replica.machine.snapshot())).toBe(dec(snap));
+    replica.reset();
+    replica.restoreSnapshot(snap, 3);
+    replica.apply([entry(4, put(3, 'c'))]);
+    expect(replica.machine.get('k', 0)).toMatchObject({ revision: 3 });
+  });
+
+  it('rejects bad options with a RangeError naming the option', () => {
+    const clock = realClock();
+    expect(() => createRaftKvStore({ replicas: [], clock })).toThrow(/option replicas/);
+    const replica = createRaftKvReplica(() => expect.fail('no node needed'), { clock });
+    expect(() => createRaftKvStore({ replicas: [replica], clock, timeoutMs: 0 })).toThrow(/option timeoutMs/);
+    expect(() => createRaftKvStore({ replicas: [replica], clock, attemptTimeoutMs: -1 })).toThrow(/option attemptTimeoutMs/);
+    expect(() => createRaftKvStore({ replicas: [replica], clock, name: '' })).toThrow(/option name/);
+    expect(createRaftKvStore({ replicas: [replica], clock }).kind).toBe('raft');
   });
 });
 
