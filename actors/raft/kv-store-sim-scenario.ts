@@ -42,6 +42,7 @@ export interface RaftKvStoreScenarioResult {
 
 const NODES = ['a', 'b', 'c'] as const;
 const KEYS = ['k0', 'k1'];
+const CLIENTS = ['c1', 'c2', 'c3'];
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -50,22 +51,20 @@ export async function runRaftKvStoreScenario(options: RaftKvStoreScenarioOptions
   const { seed } = options;
   const durationMs = options.durationMs ?? 2_000;
   const replicas: RaftKvReplica[] = [];
-  const storages = new Map<string, RaftStorage>();
+  // a node's Raft storage outlives its crashes; its replica (the state machine) does not
+  const disks = new Map<string, RaftStorage>(NODES.map((n) => [n, memoryRaftStorage()]));
   const voters = NODES.map((n) => `${n}/kv`);
+  const boot = (name: string, incarnation: number): void => {
+    replicas[NODES.indexOf(name as (typeof NODES)[number])] = startRaftKvReplica(sim.system(name), {
+      name: 'kv', voters, storage: disks.get(name)!, tickMs: 10, electionTicks: 15, heartbeatTicks: 5, history: 3,
+      rng: createRng(seed * 1_000 + name.charCodeAt(0) + incarnation * 17),
+    });
+  };
   const sim = createSimulation({
     seed, nodes: [...NODES], scenario: 'raft-kv-store', latencyMs: [1, 10], unsyncedOnCrash: 'lose',
-    onRestart: (node) => start(node.name),
+    onRestart: (node) => boot(node.name, node.incarnation),
   });
-  function start(name: string): void {
-    const storage = storages.get(name) ?? memoryRaftStorage();
-    storages.set(name, storage);
-    const slot = NODES.indexOf(name as (typeof NODES)[number]);
-    replicas[slot] = startRaftKvReplica(sim.system(name), {
-      name: 'kv', voters, storage, tickMs: 10, electionTicks: 15, heartbeatTicks: 5, history: 3,
-      rng: createRng(seed * 1_000 + name.charCodeAt(0) + (sim.nodes.get(name)?.incarnation ?? 0) * 17),
-    });
-  }
-  for (const n of NODES) start(n);
+  NODES.forEach((n) => boot(n, 1));
 
   sim.nemesis.randomSchedule(createRng(seed ^ 0x5eed), { durationMs, faults: options.faults, gapMs: [200, 800], faultMs: [200, 1_500] });
   const rng = createRng(seed * 7 + 1);
@@ -113,15 +112,16 @@ export async function runRaftKvStoreScenario(options: RaftKvStoreScenarioOptions
     }
     await store.close();
   };
-  let done = false;
-  const clients = Promise.all(['c1', 'c2', 'c3'].map(client)).then(() => { done = true; });
-  await sim.run({ until: () => done, maxSteps: 2_000_000 });
+  const running = new Set(CLIENTS);
+  const clients = Promise.all(CLIENTS.map((id) => client(id).finally(() => running.delete(id))));
+  await sim.run({ until: () => running.size === 0, maxSteps: 2_000_000 });
   await clients;
   const operations = sim.history.operations();
-  const check = checkLinearizable(operations, registerModel());
-  const result = { seed, operations, check, schedule: [...sim.schedule], okOps, okCas, replay: sim.replayCommand() };
-  await sim.shutdown();
-  return result;
+  try {
+    return { seed, operations, check: checkLinearizable(operations, registerModel()), schedule: [...sim.schedule], okOps, okCas, replay: sim.replayCommand() };
+  } finally {
+    await sim.shutdown();
+  }
 }
 
 /** The name the `troupe sim` command calls. */

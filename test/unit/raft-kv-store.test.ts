@@ -250,15 +250,21 @@ describe('raft KV store replica and options', () => {
 
 // --- the store on the simulator -----------------------------------------------------------------
 
-async function simGroup(seed: number, opts: { ttlMs?: number } = {}) {
+/**
+ * A 3-node group on the simulator (nodes a, b, c) and a store over it: in-process, or remote from a
+ * fourth node `client` through the KV store services. Resolves once a leader is elected.
+ */
+async function simGroup(seed: number, form: 'local' | 'remote' = 'local') {
   const names = ['a', 'b', 'c'];
-  const sim = createSimulation({ seed, nodes: names, scenario: 'raft-kv-store', latencyMs: [1, 5] });
+  const sim = createSimulation({ seed, nodes: form === 'remote' ? [...names, 'client'] : names, scenario: 'raft-kv-store', latencyMs: [1, 5] });
   const voters = names.map((n) => `${n}/kv`);
-  const replicas = names.map((n, i) => startRaftKvReplica(sim.system(n), {
-    name: 'kv', voters, rng: createRng(seed * 31 + i), storage: memoryRaftStorage(), tickMs: 10, ...opts,
-  }));
+  const replicas = names.map((n, i) => startRaftKvReplica(sim.system(n), { name: 'kv', voters, rng: createRng(seed * 31 + i), storage: memoryRaftStorage(), tickMs: 10 }));
   const TIMEOUT_MS = 1_000;
-  const store = createRaftKvStore({ replicas, clock: sim.clock, timeoutMs: TIMEOUT_MS, attemptTimeoutMs: 200, rng: createRng(seed) });
+  const client = { timeoutMs: TIMEOUT_MS, attemptTimeoutMs: 200, rng: createRng(seed) };
+  if (form === 'remote') names.forEach((n, i) => startRaftKvStoreService(sim.system(n), () => replicas[i]!));
+  const store = form === 'local'
+    ? createRaftKvStore({ replicas, clock: sim.clock, ...client })
+    : createRemoteRaftKvStore({ system: sim.system('client'), services: names.map((n) => `${n}/kv-store`), ...client });
   const leader = (): number => replicas.findIndex((r, i) => sim.nodes.get(names[i]!)?.status === 'up' && r.node.role() === 'leader');
   /** Run the simulation until `p` settles; its outcome. */
   const settle = async <T>(p: Promise<T>): Promise<T> => {
@@ -331,20 +337,7 @@ describe('raft KV store on the simulator', () => {
 
 describe('remote raft KV store on the simulator', () => {
   it('from a client node: a write during the leader isolation reaches the new leader once, and a watch through the old leader catches up', async () => {
-    const names = ['a', 'b', 'c'];
-    const sim = createSimulation({ seed: 21, nodes: [...names, 'client'], scenario: 'raft-kv-store', latencyMs: [1, 5] });
-    const voters = names.map((n) => `${n}/kv`);
-    const replicas = names.map((n, i) => startRaftKvReplica(sim.system(n), { name: 'kv', voters, rng: createRng(210 + i), storage: memoryRaftStorage(), tickMs: 10 }));
-    names.forEach((n, i) => startRaftKvStoreService(sim.system(n), () => replicas[i]!));
-    const store = createRemoteRaftKvStore({ system: sim.system('client'), services: names.map((n) => `${n}/kv-store`), timeoutMs: 2_000, attemptTimeoutMs: 200, rng: createRng(21) });
-    const leader = (): number => replicas.findIndex((r) => r.node.role() === 'leader');
-    const settle = async <T>(p: Promise<T>): Promise<T> => {
-      let done = false;
-      p.then(() => { done = true; }, () => { done = true; });
-      await sim.run({ until: () => done, maxSteps: 500_000 });
-      return p;
-    };
-    await sim.run({ until: () => leader() >= 0, maxSteps: 100_000 });
+    const { sim, names, replicas, store, leader, settle } = await simGroup(21, 'remote');
     const r1 = await settle(store.put('x', enc('1')));
     const seen: string[] = [];
     await settle(store.watch('x', (e) => seen.push(`${e.operation}:${dec(e.value)}@${e.revision}`)));
