@@ -135,10 +135,22 @@ export function decodeKvStoreCommand(data: Uint8Array): KvStoreCommand | undefin
   }
   if (typeof cmd !== 'object' || cmd === null) return undefined;
   const c = cmd as Record<string, unknown>;
-  const ok = typeof c['client'] === 'string' && Number.isSafeInteger(c['seq']) && Number.isSafeInteger(c['floor'])
-    && typeof c['nowMs'] === 'number' && Number.isFinite(c['nowMs']) && typeof c['key'] === 'string'
-    && ['create', 'update', 'put', 'delete'].includes(c['op'] as string);
-  return ok ? (cmd as KvStoreCommand) : undefined;
+  const revision = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) > 0;
+  const head = typeof c['client'] === 'string' && Number.isSafeInteger(c['seq']) && Number.isSafeInteger(c['floor'])
+    && typeof c['nowMs'] === 'number' && Number.isFinite(c['nowMs']) && typeof c['key'] === 'string';
+  if (!head) return undefined;
+  switch (c['op']) {
+    case 'create':
+      return typeof c['value'] === 'string' && (c['ttlMs'] === undefined || typeof c['ttlMs'] === 'number') ? (cmd as KvStoreCommand) : undefined;
+    case 'update':
+      return typeof c['value'] === 'string' && revision(c['expectedRevision']) ? (cmd as KvStoreCommand) : undefined;
+    case 'put':
+      return typeof c['value'] === 'string' ? (cmd as KvStoreCommand) : undefined;
+    case 'delete':
+      return c['expectedRevision'] === undefined || revision(c['expectedRevision']) ? (cmd as KvStoreCommand) : undefined;
+    default:
+      return undefined;
+  }
 }
 
 function resolveMachineOptions(options: KvStoreMachineOptions): Required<Omit<KvStoreMachineOptions, 'ttlMs'>> & { ttlMs: number | undefined } {

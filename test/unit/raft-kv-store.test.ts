@@ -200,6 +200,14 @@ describe('raft KV store state machine', () => {
     const m = createKvStoreMachine();
     expect(decodeKvStoreCommand(enc('not json'))).toBeUndefined();
     expect(decodeKvStoreCommand(enc('{"op":"put"}'))).toBeUndefined();
+    const head = { client: 'c', seq: 1, floor: 0, nowMs: 0, key: 'a' };
+    const json = (o: object): Uint8Array => enc(JSON.stringify(o));
+    expect(decodeKvStoreCommand(json({ ...head, op: 'update', value: '' }))).toBeUndefined(); // no expected revision
+    expect(decodeKvStoreCommand(json({ ...head, op: 'update', value: '', expectedRevision: 0 }))).toBeUndefined();
+    expect(decodeKvStoreCommand(json({ ...head, op: 'put' }))).toBeUndefined(); // no value
+    expect(decodeKvStoreCommand(json({ ...head, op: 'delete', expectedRevision: 'x' }))).toBeUndefined();
+    expect(decodeKvStoreCommand(json({ ...head, op: 'drop' }))).toBeUndefined();
+    expect(decodeKvStoreCommand(json({ ...head, op: 'delete' }))).toMatchObject({ op: 'delete', key: 'a' });
     expect(m.apply(cmd({ op: 'put', key: 'a..b', seq: 1 })).result).toMatchObject({ type: 'invalid' });
     expect(m.apply(cmd({ op: 'create', key: 'a', seq: 2, ttlMs: -1 })).result).toMatchObject({ type: 'invalid' });
     expect(m.revision).toBe(0);
