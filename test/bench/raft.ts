@@ -19,8 +19,7 @@ import { connect } from '@nats-io/transport-node';
 import { openFileRaftStorage } from '../../actors/raft/file-storage.ts';
 import { RemoteKvClient, startKvService } from '../../actors/raft/kv-service.ts';
 import { messages as kvMessages } from '../../actors/raft/kv.pb.ts';
-import { KvReplica } from '../../actors/raft/kv.ts';
-import { startRaftNode } from '../../actors/raft/node.ts';
+import { startKvReplica } from '../../actors/raft/kv.ts';
 import { connectNats, createRng, createSystem, silentLogger, type ActorSystem } from '../../framework/index.ts';
 import { startNatsCluster } from '../helpers/nats-server.ts';
 import { eventually } from '../helpers/wait-for.ts';
@@ -46,13 +45,11 @@ async function setup(): Promise<Setup> {
   for (const [i, name] of names.entries()) {
     const system = createSystem({ cluster: 'bench', node: name, transport: await connectNats({ servers: urls[i]!, name }), logger: silentLogger() });
     systems.push(system);
-    const holder: { replica?: KvReplica } = {};
-    const handle = startRaftNode(system, {
+    const replica = startKvReplica(system, {
       name: 'raft', voters, rng: createRng(i + 1), storage: openFileRaftStorage(join(dir, `${name}.log`), { fsync: false }),
-      tickMs: 10, electionTicks: 15, heartbeatTicks: 3, maxBatch: 256, onApply: (e) => holder.replica?.apply(e),
+      tickMs: 10, electionTicks: 15, heartbeatTicks: 3, maxBatch: 256,
     });
-    holder.replica = new KvReplica(handle, system.clock);
-    startKvService(system, () => holder.replica!, { timeoutMs: 5_000 });
+    startKvService(system, () => replica, { timeoutMs: 5_000 });
     await system.ready();
   }
   const clientSystem = createSystem({ cluster: 'bench', node: 'clients', transport: await connectNats({ servers: urls[0]!, name: 'clients' }), logger: silentLogger(), messages: [kvMessages] });
