@@ -161,10 +161,17 @@ class Step {
   effects: RaftEffect[] = [];
   private persist: { snapshot: Snapshot | undefined; truncateFrom: number | undefined; append: Entry[] } | undefined;
   private persistAt = -1;
+  /** Whether `s` is this step's own copy (the input state is never changed). */
+  private owned = false;
   constructor(public s: RaftState, readonly c: RaftConfig) {}
 
   set(patch: Partial<RaftState>): void {
-    this.s = { ...this.s, ...patch };
+    if (this.owned) {
+      Object.assign(this.s, patch);
+    } else {
+      this.s = { ...this.s, ...patch };
+      this.owned = true;
+    }
   }
 
   /** Term/vote/log changed: one persist effect, placed before any send that follows it. */

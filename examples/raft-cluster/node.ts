@@ -3,8 +3,10 @@
  * file storage (fsync on), its KV replica and the KV service actor. Configured by environment:
  * TROUPE_NATS_URL, TROUPE_NODE (its node name), TROUPE_VOTERS (comma-separated `node/raft`
  * addresses), TROUPE_DATA (a directory for its log), TROUPE_SNAPSHOT_EVERY (compact the log every
- * this many entries, default 1000). Prints "ready" once serving; a restart with
- * the same TROUPE_DATA recovers its log. Used by test/integration/raft-processes.test.ts.
+ * this many entries, default 1000), TROUPE_CLUSTER (default raftkv), TROUPE_FSYNC=0 (write the log
+ * without fsync — benchmarks only). Prints "ready" once serving; a restart with the same
+ * TROUPE_DATA recovers its snapshot and log. Used by test/integration/raft-processes.test.ts and
+ * the raft benchmarks.
  */
 import { join } from 'node:path';
 import { openFileRaftStorage } from '../../actors/raft/file-storage.ts';
@@ -22,13 +24,13 @@ const env = (k: string): string => {
 };
 const node = env('TROUPE_NODE');
 const system = createSystem({
-  cluster: 'raftkv', node, transport: await connectNats({ servers: env('TROUPE_NATS_URL'), name: node }),
+  cluster: process.env['TROUPE_CLUSTER'] ?? 'raftkv', node, transport: await connectNats({ servers: env('TROUPE_NATS_URL'), name: node }),
   logger: createLogger({ level: 'warn', pretty: false }),
 });
-const storage = openFileRaftStorage(join(env('TROUPE_DATA'), `${node}.log`), { fsync: true });
+const storage = openFileRaftStorage(join(env('TROUPE_DATA'), `${node}.log`), { fsync: process.env['TROUPE_FSYNC'] !== '0' });
 const replica = startKvReplica(system, {
   name: 'raft', voters: env('TROUPE_VOTERS').split(','), rng: createRng(entropySeed()), storage,
-  tickMs: 10, electionTicks: 15, heartbeatTicks: 3, snapshotEveryEntries: Number(process.env['TROUPE_SNAPSHOT_EVERY'] ?? 1_000),
+  tickMs: 10, electionTicks: 15, heartbeatTicks: 3, maxBatch: 256, snapshotEveryEntries: Number(process.env['TROUPE_SNAPSHOT_EVERY'] ?? 1_000),
   onRole: (role, term) => console.log(`role ${role} term ${term}`),
 });
 startKvService(system, () => replica);
