@@ -43,17 +43,27 @@ export async function main(options: { say?: (line: string) => void } = {}): Prom
   const systems = new Map<string, ActorSystem>();
   const nodes = new Map<string, RaftNodeHandle>();
   const carts = new Map<string, ReplicatedMachine<typeof cartMachine>>();
-  for (const [i, name] of names.entries()) {
+  const storages = new Map(names.map((n) => [n, memoryRaftStorage()]));
+  const start = (name: string, seed: number): void => {
     const system = createSystem({ cluster: 'cart', node: name, transport: bus.connect({ name }), clock, logger: createLogger({ level: 'error' }) });
     systems.set(name, system);
     const cart = replicateMachine(() => nodes.get(name)!, cartMachine, { clock });
     carts.set(name, cart);
     nodes.set(name, startRaftNode(system, {
-      name: 'cart-raft', voters, rng: createRng(100 + i), storage: memoryRaftStorage(), tickMs: 10,
+      name: 'cart-raft', voters, rng: createRng(seed), storage: storages.get(name)!, tickMs: 10,
       onApply: (entries) => cart.apply(entries),
+      // compact often, so a node that comes back after a while is sent a snapshot of the cart
+      snapshots: {
+        everyEntries: 4, take: () => cart.snapshot(),
+        restore: (data, index) => {
+          cart.restore(data);
+          say(`  ⤓ ${name} restored a snapshot of the cart at log index ${index}`);
+        },
+      },
       onRole: (role, term) => { if (role === 'leader') say(`  ★ ${name} leads term ${term}`); },
     }));
-  }
+  };
+  for (const [i, name] of names.entries()) start(name, 100 + i);
   const alive = (): string[] => names.filter((n) => systems.has(n));
   const leaderName = (): string | undefined => alive().find((n) => nodes.get(n)!.role() === 'leader');
   const waitFor = async (pred: () => boolean, what: string): Promise<void> => {
@@ -95,7 +105,10 @@ export async function main(options: { say?: (line: string) => void } = {}): Prom
     await send({ type: 'Checkout' });
     await send({ type: 'Pay', amountCents: 1_850 });
     await waitFor(() => alive().every((n) => carts.get(n)!.actor.getSnapshot().value === 'paid'), 'every replica to apply Pay');
-    say('every surviving replica ran the same chart:');
+    say(`${old} comes back with its log; the entries it missed are compacted away, so the leader sends a snapshot…`);
+    start(old, 200);
+    await waitFor(() => carts.get(old)!.actor.getSnapshot().value === 'paid', `${old} to catch up`);
+    say('every replica ran the same chart:');
     show();
     return { states: Object.fromEntries(alive().map((n) => [n, carts.get(n)!.actor.getSnapshot().context])) };
   } finally {

@@ -14,11 +14,13 @@
  * confirmed leadership after it arrived and the leader has committed an entry of its term), and
  * leadership transfer (thesis §3.10: bring the target up to date, then `TimeoutNow`), and
  * single-server membership changes (thesis §4.1: a configuration entry takes effect as soon as it
- * is in the log, one change at a time; a removed leader steps down once the change commits).
+ * is in the log, one change at a time; a removed leader steps down once the change commits), and
+ * log compaction (§7: the host hands in a snapshot of its state machine with `Compact`; the log up
+ * to it is dropped, and a follower that needs dropped entries gets the snapshot by `InstallSnapshot`).
  */
 import type {
-  AppendEntries, AppendResponse, ChangeMembership, Entry, Propose, RaftEffect, RaftMessage, RaftRole, ReadIndex, RequestVote,
-  TransferLeadership, VoteResponse,
+  AppendEntries, AppendResponse, ChangeMembership, Compact, Entry, InstallSnapshot, Propose, RaftEffect, RaftMessage, RaftRole,
+  ReadIndex, RequestVote, Snapshot, TransferLeadership, VoteResponse,
 } from './types.ts';
 
 export interface RaftConfig {
@@ -55,7 +57,9 @@ export interface RaftState {
   readonly role: RaftRole;
   readonly term: number;
   readonly votedFor: string | undefined;
-  /** log[i - 1] is entry i. */
+  /** The latest snapshot: it stands in for every entry up to its index. */
+  readonly snapshot: Snapshot | undefined;
+  /** The entries after the snapshot: log[i - snapshotIndex - 1] is entry i (see `entryAt`). */
   readonly log: readonly Entry[];
   readonly commitIndex: number;
   readonly lastApplied: number;
@@ -84,49 +88,70 @@ export interface RaftState {
   readonly transferElapsed: number;
 }
 
-export type RaftInput = RaftMessage | Propose | ReadIndex | TransferLeadership | ChangeMembership | { readonly type: 'Tick' };
+export type RaftInput = RaftMessage | Propose | ReadIndex | TransferLeadership | ChangeMembership | Compact | { readonly type: 'Tick' };
 
 export interface StepResult {
   readonly state: RaftState;
   readonly effects: readonly RaftEffect[];
 }
 
-/** Durable state a node restarts from. */
+/** Durable state a node restarts from: the host restores its state machine from `snapshot` first. */
 export interface HardState {
   readonly term: number;
   readonly votedFor: string | undefined;
+  readonly snapshot?: Snapshot | undefined;
+  /** The entries after the snapshot (or from index 1). */
   readonly log: readonly Entry[];
 }
 
 const randomTimeout = (c: RaftConfig): number => c.electionTicks + Math.floor(c.random() * c.electionTicks);
 
-/** The state of a node starting (or restarting) from `hard`. Commit index is volatile: it restarts at 0. */
-/** The voters of the last configuration entry of `log`, else `initial`. */
-function votersIn(log: readonly Entry[], initial: readonly string[]): readonly string[] {
+/** The voters of the last configuration entry of `log`, else the snapshot's, else `initial`. */
+function votersIn(log: readonly Entry[], snapshot: Snapshot | undefined, initial: readonly string[]): readonly string[] {
   for (let i = log.length - 1; i >= 0; i--) {
     const m = log[i]!.membership;
     if (m) return m.voters;
   }
-  return initial;
+  return snapshot && snapshot.voters.length > 0 ? snapshot.voters : initial;
 }
 
-/** Index of the last configuration entry (0 when none). */
-function lastConfigIndex(log: readonly Entry[]): number {
-  for (let i = log.length - 1; i >= 0; i--) if (log[i]!.membership) return i + 1;
+/** Index of the last configuration entry still in the log (0 when none: the snapshot's is committed). */
+function lastConfigIndex(s: RaftState): number {
+  for (let i = s.log.length - 1; i >= 0; i--) if (s.log[i]!.membership) return s.log[i]!.index;
   return 0;
 }
 
+/**
+ * The state of a node starting (or restarting) from `hard`. Commit index is volatile: it restarts
+ * at the snapshot's index (0 without one), and entries after it are applied again as they commit.
+ */
 export function initialState(config: RaftConfig, hard: HardState = { term: 0, votedFor: undefined, log: [] }): RaftState {
+  const base = hard.snapshot?.index ?? 0;
   return {
-    voters: votersIn(hard.log, config.voters),
-    role: 'follower', term: hard.term, votedFor: hard.votedFor, log: hard.log, commitIndex: 0, lastApplied: 0,
+    voters: votersIn(hard.log, hard.snapshot, config.voters), snapshot: hard.snapshot,
+    role: 'follower', term: hard.term, votedFor: hard.votedFor, log: hard.log, commitIndex: base, lastApplied: base,
     leader: undefined, votes: [], nextIndex: {}, matchIndex: {}, inflight: {}, elapsed: 0, heartbeatElapsed: 0,
     timeoutTicks: randomTimeout(config), active: [], readSeq: 0, readAcks: {}, pendingReads: [], transferTo: undefined, transferElapsed: 0,
   };
 }
 
-export const lastIndex = (s: RaftState): number => s.log.length;
-export const termAt = (s: RaftState, index: number): number => (index === 0 ? 0 : (s.log[index - 1]?.term ?? -1));
+/** Index of the last entry covered by the snapshot (0 without one). */
+export const snapshotIndex = (s: RaftState): number => s.snapshot?.index ?? 0;
+export const lastIndex = (s: RaftState): number => snapshotIndex(s) + s.log.length;
+/** Entry `index`, or undefined when it is beyond the log or compacted into the snapshot. */
+export const entryAt = (s: RaftState, index: number): Entry | undefined => s.log[index - snapshotIndex(s) - 1];
+/** The term of entry `index`: 0 for index 0, the snapshot's term at its index, -1 when unknown (compacted or beyond the log). */
+export function termAt(s: RaftState, index: number): number {
+  if (index === 0) return 0;
+  const base = snapshotIndex(s);
+  if (index === base) return s.snapshot!.term;
+  return index < base ? -1 : (s.log[index - base - 1]?.term ?? -1);
+}
+/** Entries with index in [from, to) that are still in the log. */
+const entriesBetween = (s: RaftState, from: number, to: number): Entry[] => {
+  const base = snapshotIndex(s);
+  return s.log.slice(Math.max(0, from - base - 1), Math.max(0, to - base - 1));
+};
 const lastTerm = (s: RaftState): number => termAt(s, lastIndex(s));
 const quorumOf = (s: RaftState): number => Math.floor(s.voters.length / 2) + 1;
 const peersOf = (s: RaftState, c: RaftConfig): string[] => s.voters.filter((v) => v !== c.id);
@@ -134,21 +159,34 @@ const peersOf = (s: RaftState, c: RaftConfig): string[] => s.voters.filter((v) =
 /** A step in progress: state plus the effects so far. Persisting is folded into one effect per step. */
 class Step {
   effects: RaftEffect[] = [];
-  private persist: { truncateFrom: number | undefined; append: Entry[] } | undefined;
+  private persist: { snapshot: Snapshot | undefined; truncateFrom: number | undefined; append: Entry[] } | undefined;
   private persistAt = -1;
+  /** Whether `s` is this step's own copy (the input state is never changed). */
+  private owned = false;
   constructor(public s: RaftState, readonly c: RaftConfig) {}
 
   set(patch: Partial<RaftState>): void {
-    this.s = { ...this.s, ...patch };
+    if (this.owned) {
+      Object.assign(this.s, patch);
+    } else {
+      this.s = { ...this.s, ...patch };
+      this.owned = true;
+    }
   }
 
   /** Term/vote/log changed: one persist effect, placed before any send that follows it. */
-  durable(truncateFrom?: number, append: readonly Entry[] = []): void {
+  durable(truncateFrom?: number, append: readonly Entry[] = [], snapshot?: Snapshot): void {
     if (!this.persist) {
-      this.persist = { truncateFrom, append: [...append] };
+      this.persist = { snapshot, truncateFrom, append: [...append] };
       this.persistAt = this.effects.length;
       this.effects.push({ type: 'raft.persist', term: 0, votedFor: undefined, truncateFrom, append: [] }); // filled in finish()
       return;
+    }
+    if (snapshot) {
+      // a snapshot replaces what it covers, including what this step meant to append up to it
+      this.persist.snapshot = snapshot;
+      this.persist.append = this.persist.append.filter((e) => e.index > snapshot.index);
+      if (this.persist.truncateFrom !== undefined && this.persist.truncateFrom <= snapshot.index) this.persist.truncateFrom = undefined;
     }
     if (truncateFrom !== undefined) {
       const base = this.persist.truncateFrom;
@@ -166,6 +204,7 @@ class Step {
     if (this.persist) {
       this.effects[this.persistAt] = {
         type: 'raft.persist', term: this.s.term, votedFor: this.s.votedFor,
+        ...(this.persist.snapshot ? { snapshot: this.persist.snapshot } : {}),
         truncateFrom: this.persist.truncateFrom, append: this.persist.append,
       };
     }
@@ -235,7 +274,14 @@ function replicate(st: Step, peer: string, heartbeatOnly = false): void {
   const prev = next - 1;
   const windowFull = (st.s.inflight[peer] ?? 0) >= (st.c.maxInflight ?? 2);
   if (!heartbeatOnly && windowFull) return;
-  const entries = heartbeatOnly ? [] : st.s.log.slice(prev, prev + st.c.maxBatch);
+  if (st.s.snapshot && prev < st.s.snapshot.index) {
+    // the follower needs entries compacted away: send the snapshot instead (once per window slot)
+    if (windowFull) return;
+    st.send(peer, { type: 'InstallSnapshot', term: st.s.term, from: st.c.id, snapshot: st.s.snapshot, readSeq: st.s.readSeq });
+    st.set({ nextIndex: { ...st.s.nextIndex, [peer]: st.s.snapshot.index + 1 }, inflight: { ...st.s.inflight, [peer]: (st.s.inflight[peer] ?? 0) + 1 } });
+    return;
+  }
+  const entries = heartbeatOnly ? [] : entriesBetween(st.s, next, next + st.c.maxBatch);
   st.send(peer, {
     type: 'AppendEntries', term: st.s.term, from: st.c.id, prevLogIndex: prev, prevLogTerm: termAt(st.s, prev),
     entries, leaderCommit: st.s.commitIndex, readSeq: st.s.readSeq,
@@ -254,7 +300,7 @@ function advanceCommit(st: Step): void {
   if (n > s.commitIndex && termAt(s, n) === s.term) {
     st.set({ commitIndex: n });
     apply(st);
-    if (!st.s.voters.includes(c.id) && lastConfigIndex(st.s.log) <= n) {
+    if (!st.s.voters.includes(c.id) && lastConfigIndex(st.s) <= n) {
       // removed from the group and the change is committed: hand over by stepping down
       becomeFollower(st, st.s.term, undefined);
       return;
@@ -289,7 +335,7 @@ function confirmReads(st: Step): void {
 function apply(st: Step): void {
   const { s } = st;
   if (s.commitIndex <= s.lastApplied) return;
-  const entries = s.log.slice(s.lastApplied, s.commitIndex);
+  const entries = entriesBetween(s, s.lastApplied + 1, s.commitIndex + 1);
   st.set({ lastApplied: s.commitIndex });
   st.effects.push({ type: 'raft.apply', entries });
 }
@@ -331,34 +377,46 @@ function onAppendEntries(st: Step, m: AppendEntries): void {
   if (st.s.role !== 'follower' || st.s.leader !== m.from) becomeFollower(st, m.term, m.from);
   st.set({ elapsed: 0, leader: m.from });
   const s = st.s;
-  if (m.prevLogIndex > lastIndex(s) || termAt(s, m.prevLogIndex) !== m.prevLogTerm) {
+  const base = snapshotIndex(s);
+  // Entries up to our snapshot are committed, so they match the leader's (§5.4): the consistency
+  // check starts at the snapshot.
+  let prevIndex = m.prevLogIndex;
+  let prevTerm = m.prevLogTerm;
+  let incoming: readonly Entry[] = m.entries;
+  if (prevIndex < base) {
+    incoming = m.entries.filter((e) => e.index > base);
+    prevIndex = base;
+    prevTerm = termAt(s, base);
+  }
+  if (prevIndex > lastIndex(s) || termAt(s, prevIndex) !== prevTerm) {
     // Log-consistency check failed (§5.3): hint where to retry — the end of our log, or the first
     // index of the conflicting term.
-    let hint = Math.min(m.prevLogIndex, lastIndex(s) + 1);
-    if (m.prevLogIndex <= lastIndex(s)) {
-      const t = termAt(s, m.prevLogIndex);
-      while (hint > 1 && termAt(s, hint - 1) === t) hint--;
+    let hint = Math.min(prevIndex, lastIndex(s) + 1);
+    if (prevIndex <= lastIndex(s)) {
+      const t = termAt(s, prevIndex);
+      while (hint > base + 1 && termAt(s, hint - 1) === t) hint--;
     }
     st.send(m.from, { type: 'AppendResponse', term: s.term, from: c.id, success: false, matchIndex: 0, conflictIndex: Math.max(1, hint), readSeq: m.readSeq });
     return;
   }
   // Append what is new; truncate at the first conflict (§5.3, rule 3) — never truncate committed entries.
-  let log = s.log;
+  let kept = s.log;
   let truncateFrom: number | undefined;
   const appended: Entry[] = [];
-  for (const e of m.entries) {
-    if (e.index <= log.length && log[e.index - 1]!.term === e.term) continue;
-    if (e.index <= log.length) {
-      truncateFrom ??= e.index;
-      log = log.slice(0, e.index - 1);
+  for (const e of incoming) {
+    const at = e.index - base - 1;
+    if (appended.length === 0 && at < kept.length) {
+      if (kept[at]!.term === e.term) continue;
+      truncateFrom = e.index;
+      kept = kept.slice(0, at);
     }
-    log = [...log, e];
     appended.push(e);
   }
-  if (appended.length > 0 || truncateFrom !== undefined) {
+  if (appended.length > 0) {
+    const log = kept.concat(appended);
     // a configuration entry takes effect as soon as it is in the log (and is undone if truncated)
     const newest = [...appended].reverse().find((e) => e.membership);
-    const voters = truncateFrom !== undefined ? votersIn(log, c.voters) : newest?.membership ? newest.membership.voters : st.s.voters;
+    const voters = newest?.membership ? newest.membership.voters : truncateFrom !== undefined ? votersIn(log, s.snapshot, c.voters) : st.s.voters;
     st.set({ log, voters });
     st.durable(truncateFrom, appended);
   }
@@ -371,6 +429,41 @@ function onAppendEntries(st: Step, m: AppendEntries): void {
     apply(st);
   }
   st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: c.id, success: true, matchIndex, conflictIndex: 0, readSeq: m.readSeq });
+}
+
+/**
+ * InstallSnapshot (§7): take the leader's snapshot unless we already committed past it; keep the
+ * log after it only when it agrees with the snapshot's last entry. Answered like AppendEntries.
+ */
+function onInstallSnapshot(st: Step, m: InstallSnapshot): void {
+  const { c } = st;
+  if (st.s.role !== 'follower' || st.s.leader !== m.from) becomeFollower(st, m.term, m.from);
+  st.set({ elapsed: 0, leader: m.from });
+  const snap = m.snapshot;
+  if (!snap) return;
+  const s = st.s;
+  let matchIndex = s.commitIndex;
+  if (snap.index > s.commitIndex) {
+    const agrees = termAt(s, snap.index) === snap.term;
+    const log = agrees ? entriesBetween(s, snap.index + 1, lastIndex(s) + 1) : [];
+    const snapshot: Snapshot = { index: snap.index, term: snap.term, voters: [...snap.voters], data: snap.data };
+    st.set({ snapshot, log, commitIndex: snap.index, lastApplied: snap.index, voters: votersIn(log, snapshot, c.voters) });
+    st.durable(agrees ? undefined : snap.index + 1, [], snapshot);
+    st.effects.push({ type: 'raft.restore', snapshot });
+    matchIndex = snap.index;
+  }
+  st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: c.id, success: true, matchIndex, conflictIndex: 0, readSeq: m.readSeq });
+}
+
+/** The host's snapshot of its state machine at applied `index`: keep it, drop the log up to there. */
+function onCompact(st: Step, m: Compact): void {
+  const s = st.s;
+  const base = snapshotIndex(s);
+  if (m.index <= base || m.index > s.lastApplied) return; // stale, or not applied yet: the data cannot be of that index
+  const upTo = entriesBetween(s, base + 1, m.index + 1);
+  const snapshot: Snapshot = { index: m.index, term: termAt(s, m.index), voters: [...votersIn(upTo, s.snapshot, st.c.voters)], data: m.data };
+  st.set({ snapshot, log: entriesBetween(s, m.index + 1, lastIndex(s) + 1) });
+  st.durable(undefined, [], snapshot);
 }
 
 function onAppendResponse(st: Step, m: AppendResponse): void {
@@ -492,7 +585,7 @@ function onChangeMembership(st: Step, m: ChangeMembership): void {
     st.effects.push({ type: 'raft.notLeader', leader: s.role === 'leader' ? undefined : s.leader });
     return;
   }
-  if (lastConfigIndex(s.log) > s.commitIndex) {
+  if (lastConfigIndex(s) > s.commitIndex) {
     st.effects.push({ type: 'raft.changeRejected', reason: 'a membership change is still uncommitted (one at a time)' });
     return;
   }
@@ -520,22 +613,24 @@ export function step(config: RaftConfig, state: RaftState, input: RaftInput): St
   else if (input.type === 'ReadIndex') onReadIndex(st, input);
   else if (input.type === 'TransferLeadership') onTransfer(st, input);
   else if (input.type === 'ChangeMembership') onChangeMembership(st, input);
+  else if (input.type === 'Compact') onCompact(st, input);
   else {
     const m = input;
     // Any message from a higher term makes us a follower of that term first (§5.1) — except a
     // pre-vote request or a granted pre-vote response, which must not disturb anyone.
     const preVoteTraffic = (m.type === 'RequestVote' && m.preVote) || (m.type === 'VoteResponse' && m.preVote && m.granted);
     if (m.term > st.s.term && !preVoteTraffic) {
-      becomeFollower(st, m.term, m.type === 'AppendEntries' ? m.from : undefined);
+      becomeFollower(st, m.term, m.type === 'AppendEntries' || m.type === 'InstallSnapshot' ? m.from : undefined);
     }
     if (m.term < st.s.term && !(m.type === 'RequestVote' && m.preVote)) {
       // Stale term: tell the sender our term so it steps down (§5.1); ignore stale responses.
-      if (m.type === 'AppendEntries') st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: config.id, success: false, matchIndex: 0, conflictIndex: 0, readSeq: 0 });
+      if (m.type === 'AppendEntries' || m.type === 'InstallSnapshot') st.send(m.from, { type: 'AppendResponse', term: st.s.term, from: config.id, success: false, matchIndex: 0, conflictIndex: 0, readSeq: 0 });
       if (m.type === 'RequestVote') st.send(m.from, { type: 'VoteResponse', term: st.s.term, from: config.id, granted: false, preVote: false });
     } else if (m.type === 'RequestVote') onRequestVote(st, m);
     else if (m.type === 'VoteResponse') onVoteResponse(st, m);
     else if (m.type === 'AppendEntries') onAppendEntries(st, m);
     else if (m.type === 'AppendResponse') onAppendResponse(st, m);
+    else if (m.type === 'InstallSnapshot') onInstallSnapshot(st, m);
     // TimeoutNow from the current leader: campaign at once, without pre-vote (the leader asked)
     else if (st.s.role === 'follower') campaign(st, false);
   }

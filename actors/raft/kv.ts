@@ -4,9 +4,10 @@
  * sequence number) and replicas remember the last result per client, so a retried write — after a
  * timeout or a leader change — is applied once (the session mechanism of the Raft thesis §6.3).
  */
+import type { ActorSystem } from '../../framework/index.ts';
 import type { Clock } from '../../framework/clock.ts';
 import { AskTimeoutError, NotLeaderError } from '../../framework/errors.ts';
-import type { RaftNodeHandle } from './node.ts';
+import { startRaftNode, type RaftNodeHandle, type RaftNodeOptions } from './node.ts';
 import type { Entry } from './types.ts';
 
 /** A KV command (JSON in the entry's data). */
@@ -24,17 +25,73 @@ export interface KvResult {
 const enc = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v));
 const dec = <T>(b: Uint8Array): T => JSON.parse(new TextDecoder().decode(b)) as T;
 
+/**
+ * Start a Raft node whose state machine is a new KV replica: applied entries, snapshots (every
+ * `snapshotEveryEntries`, default 10,000) and restores are wired for you.
+ */
+export function startKvReplica(
+  system: ActorSystem, options: Omit<RaftNodeOptions, 'onApply' | 'snapshots'> & { snapshotEveryEntries?: number },
+): KvReplica {
+  const replica = new KvReplica(system.clock);
+  const { snapshotEveryEntries, ...nodeOptions } = options;
+  replica.attach(startRaftNode(system, {
+    ...nodeOptions,
+    onApply: (entries) => replica.apply(entries),
+    snapshots: { everyEntries: snapshotEveryEntries, take: () => replica.snapshot(), restore: (data, index) => replica.restore(data, index) },
+  }));
+  return replica;
+}
+
+interface KvSnapshot {
+  data: Array<[string, string]>;
+  sessions: Array<[string, { seq: number; result: KvResult }]>;
+}
+
 /** One replica: the state machine fed by a Raft node's applied entries, and its local client surface. */
 export class KvReplica {
-  private readonly data = new Map<string, string>();
-  private readonly sessions = new Map<string, { seq: number; result: KvResult }>();
+  private data = new Map<string, string>();
+  private sessions = new Map<string, { seq: number; result: KvResult }>();
   private readonly waiting = new Map<string, (r: KvResult) => void>();
   private readonly appliedWaiters: Array<{ index: number; resolve(): void }> = [];
   private appliedIndex = 0;
+  private attached: RaftNodeHandle | undefined;
+  private restoredCount = 0;
 
-  constructor(readonly node: RaftNodeHandle, private readonly clock: Clock) {}
+  /** A replica fed by a node attached later (`startKvReplica` does both). */
+  constructor(private readonly clock: Clock) {}
 
-  /** Wire this to the node's `onApply`. After a restart, call `reset()` first: entries are re-applied from 1. */
+  /** The Raft node whose log feeds this replica. */
+  get node(): RaftNodeHandle {
+    if (!this.attached) throw new TypeError('KvReplica: no Raft node attached yet');
+    return this.attached;
+  }
+
+  attach(node: RaftNodeHandle): void {
+    this.attached = node;
+  }
+
+  /** The replicated state (values and client sessions) for a Raft snapshot. */
+  snapshot(): Uint8Array {
+    const snap: KvSnapshot = { data: [...this.data], sessions: [...this.sessions] };
+    return enc(snap);
+  }
+
+  /** Snapshots restored into this replica (at start and installed by a leader). */
+  get restored(): number {
+    return this.restoredCount;
+  }
+
+  /** Replace the replicated state with a snapshot taken at `index`. */
+  restore(bytes: Uint8Array, index: number): void {
+    this.restoredCount++;
+    const snap = dec<KvSnapshot>(bytes);
+    this.data = new Map(snap.data);
+    this.sessions = new Map(snap.sessions);
+    this.appliedIndex = index;
+    this.wakeReaders();
+  }
+
+  /** Wire this to the node's `onApply`. */
   apply(entries: readonly Entry[]): void {
     for (const e of entries) {
       this.appliedIndex = e.index;
@@ -52,15 +109,13 @@ export class KvReplica {
       this.waiting.get(key)?.(result);
       this.waiting.delete(key);
     }
+    this.wakeReaders();
+  }
+
+  private wakeReaders(): void {
     for (let i = this.appliedWaiters.length - 1; i >= 0; i--) {
       if (this.appliedWaiters[i]!.index <= this.appliedIndex) this.appliedWaiters.splice(i, 1)[0]!.resolve();
     }
-  }
-
-  reset(): void {
-    this.data.clear();
-    this.sessions.clear();
-    this.appliedIndex = 0;
   }
 
   private execute(cmd: KvCommand): KvResult {

@@ -10,28 +10,53 @@ import type { Rng } from '../../framework/clock.ts';
 import type { HardState, RaftConfig } from './core.ts';
 import { raftMachine } from './machine.ts';
 import { messages } from './raft.pb.ts';
-import type { Entry, RaftEffect, RaftRole } from './types.ts';
+import type { Entry, RaftEffect, RaftRole, Snapshot } from './types.ts';
 
 export const RaftNode = defineActor({ type: 'raft-node', machine: raftMachine, messages });
 
-/** Where a node keeps its term, vote and log. */
+/** A `raft.persist` change: term and vote, then snapshot, truncation and appended entries, in that order. */
+export type PersistChange = Extract<RaftEffect, { type: 'raft.persist' }>;
+
+/** Where a node keeps its term, vote, snapshot and log. */
 export interface RaftStorage {
   /** What survived the last crash (empty on first start). */
   load(): HardState;
   /** Make the change durable before returning (a synchronous store, or one whose writes are synced). */
-  persist(change: Extract<RaftEffect, { type: 'raft.persist' }>): void;
+  persist(change: PersistChange): void;
+}
+
+/** The hard state after `change` (the order of `raft.persist`: snapshot, truncation, append). */
+export function applyPersist(hard: HardState, change: Omit<PersistChange, 'type'>): HardState {
+  const snapshot = change.snapshot ?? hard.snapshot;
+  let log = change.snapshot ? hard.log.filter((e) => e.index > change.snapshot!.index) : hard.log;
+  if (change.truncateFrom !== undefined) log = log.filter((e) => e.index < change.truncateFrom!);
+  return { term: change.term, votedFor: change.votedFor, snapshot, log: change.append.length > 0 ? log.concat(change.append) : log };
 }
 
 /** In-memory storage: survives restarts of the actor, not of the process (tests, the simulator). */
 export function memoryRaftStorage(): RaftStorage {
-  let hard: { term: number; votedFor: string | undefined; log: Entry[] } = { term: 0, votedFor: undefined, log: [] };
+  let hard: HardState = { term: 0, votedFor: undefined, log: [] };
   return {
-    load: () => ({ term: hard.term, votedFor: hard.votedFor, log: [...hard.log] }),
+    load: () => ({ ...hard, log: [...hard.log] }),
     persist(change) {
-      const log = change.truncateFrom !== undefined ? hard.log.slice(0, change.truncateFrom - 1) : hard.log;
-      hard = { term: change.term, votedFor: change.votedFor, log: [...log, ...change.append] };
+      hard = applyPersist(hard, change);
     },
   };
+}
+
+/**
+ * Log compaction for a node: every `everyEntries` applied entries the node asks the state machine
+ * for its state (`take`) and keeps it as its snapshot, dropping the log up to there. `restore`
+ * replaces the state machine's state — on start from a stored snapshot and when a leader installs
+ * one. Every node of a group needs it once any node compacts.
+ */
+export interface RaftSnapshotOptions {
+  /** @default 10_000 */
+  everyEntries?: number;
+  /** The state machine's state, having applied every entry so far (as `onApply` delivered them). */
+  take(): Uint8Array;
+  /** Replace the state machine's state with `data` (taken at `index` by `take`, maybe on another node). */
+  restore(data: Uint8Array, index: number): void;
 }
 
 export interface RaftNodeOptions {
@@ -58,6 +83,8 @@ export interface RaftNodeOptions {
   onApply?: (entries: readonly Entry[]) => void;
   onRole?: (role: RaftRole, term: number, leader: string | undefined) => void;
   onChangeRejected?: (reason: string) => void;
+  /** Log compaction and snapshot restore; without it the log grows without bound. */
+  snapshots?: RaftSnapshotOptions;
 }
 
 export interface RaftNodeHandle {
@@ -88,9 +115,19 @@ export function startRaftNode(system: ActorSystem, options: RaftNodeOptions): Ra
   let role: RaftRole = 'follower';
   let term = 0;
   let leader: string | undefined;
+  const hard = options.storage.load();
+  const snapshots = options.snapshots;
+  const everyEntries = snapshots?.everyEntries ?? 10_000;
+  if (!Number.isInteger(everyEntries) || everyEntries < 1) throw new RangeError(`snapshots.everyEntries must be a positive integer, got ${String(everyEntries)}`);
+  const restore = (snapshot: Snapshot): void => {
+    if (!snapshots) throw new TypeError(`raft node ${id} received a snapshot but was started without the 'snapshots' option (give every node of the group the same options)`);
+    snapshots.restore(snapshot.data, snapshot.index);
+  };
+  let compactedAt = hard.snapshot?.index ?? 0;
+  if (hard.snapshot) restore(hard.snapshot);
   const ref = system.spawn(RaftNode, {
     name: options.name,
-    input: { config, hard: options.storage.load(), tickMs: options.tickMs ?? 10 },
+    input: { config, hard, tickMs: options.tickMs ?? 10 },
     onEffect: (effect, self) => {
       const e = effect as RaftEffect;
       switch (e.type) {
@@ -100,8 +137,18 @@ export function startRaftNode(system: ActorSystem, options: RaftNodeOptions): Ra
         case 'raft.send':
           system.deliver(e.to, e.message, self.address);
           return;
-        case 'raft.apply':
+        case 'raft.apply': {
           options.onApply?.(e.entries);
+          const applied = e.entries[e.entries.length - 1]?.index ?? compactedAt;
+          if (snapshots && applied - compactedAt >= everyEntries) {
+            compactedAt = applied;
+            self.send({ type: 'Compact', index: applied, data: snapshots.take() });
+          }
+          return;
+        }
+        case 'raft.restore':
+          restore(e.snapshot);
+          compactedAt = e.snapshot.index;
           return;
         case 'raft.readReady':
           reads.get(e.id)?.resolve(e.index);

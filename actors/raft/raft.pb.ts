@@ -58,6 +58,24 @@ export type AppendResponse = {
   readSeq: number;
 };
 
+/** message troupe.raft.Snapshot */
+export type Snapshot = {
+  readonly type: 'Snapshot';
+  index: number;
+  term: number;
+  voters: Array<string>;
+  data: Uint8Array;
+};
+
+/** message troupe.raft.InstallSnapshot */
+export type InstallSnapshot = {
+  readonly type: 'InstallSnapshot';
+  term: number;
+  from: string;
+  snapshot?: Omit<Snapshot, 'type'> | null;
+  readSeq: number;
+};
+
 /** message troupe.raft.TimeoutNow */
 export type TimeoutNow = {
   readonly type: 'TimeoutNow';
@@ -83,6 +101,13 @@ export type TransferLeadership = {
   to: string;
 };
 
+/** message troupe.raft.Compact */
+export type Compact = {
+  readonly type: 'Compact';
+  index: number;
+  data: Uint8Array;
+};
+
 /** message troupe.raft.ChangeMembership */
 export type ChangeMembership = {
   readonly type: 'ChangeMembership';
@@ -91,7 +116,7 @@ export type ChangeMembership = {
 };
 
 /** Every message of this schema. */
-export type Message = Entry | Membership | RequestVote | VoteResponse | AppendEntries | AppendResponse | TimeoutNow | Propose | ReadIndex | TransferLeadership | ChangeMembership;
+export type Message = Entry | Membership | RequestVote | VoteResponse | AppendEntries | AppendResponse | Snapshot | InstallSnapshot | TimeoutNow | Propose | ReadIndex | TransferLeadership | Compact | ChangeMembership;
 
 /** The message set to pass to `defineActor({ messages })`. */
-export const messages = defineMessages<Message>({"nested":{"troupe":{"nested":{"raft":{"nested":{"Entry":{"fields":{"term":{"type":"uint64","id":1},"index":{"type":"uint64","id":2},"data":{"type":"bytes","id":3},"membership":{"type":"Membership","id":4}}},"Membership":{"fields":{"voters":{"rule":"repeated","type":"string","id":1}}},"RequestVote":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"lastLogIndex":{"type":"uint64","id":3,"protoName":"last_log_index"},"lastLogTerm":{"type":"uint64","id":4,"protoName":"last_log_term"},"preVote":{"type":"bool","id":5,"protoName":"pre_vote"}}},"VoteResponse":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"granted":{"type":"bool","id":3},"preVote":{"type":"bool","id":4,"protoName":"pre_vote"}}},"AppendEntries":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"prevLogIndex":{"type":"uint64","id":3,"protoName":"prev_log_index"},"prevLogTerm":{"type":"uint64","id":4,"protoName":"prev_log_term"},"entries":{"rule":"repeated","type":"Entry","id":5},"leaderCommit":{"type":"uint64","id":6,"protoName":"leader_commit"},"readSeq":{"type":"uint64","id":7,"protoName":"read_seq"}}},"AppendResponse":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"success":{"type":"bool","id":3},"matchIndex":{"type":"uint64","id":4,"protoName":"match_index"},"conflictIndex":{"type":"uint64","id":5,"protoName":"conflict_index"},"readSeq":{"type":"uint64","id":6,"protoName":"read_seq"}}},"TimeoutNow":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2}}},"Propose":{"fields":{"data":{"type":"bytes","id":1}}},"ReadIndex":{"fields":{"id":{"type":"string","id":1}}},"TransferLeadership":{"fields":{"to":{"type":"string","id":1}}},"ChangeMembership":{"fields":{"add":{"type":"string","id":1},"remove":{"type":"string","id":2}}}}}}}}});
+export const messages = defineMessages<Message>({"nested":{"troupe":{"nested":{"raft":{"nested":{"Entry":{"fields":{"term":{"type":"uint64","id":1},"index":{"type":"uint64","id":2},"data":{"type":"bytes","id":3},"membership":{"type":"Membership","id":4}}},"Membership":{"fields":{"voters":{"rule":"repeated","type":"string","id":1}}},"RequestVote":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"lastLogIndex":{"type":"uint64","id":3,"protoName":"last_log_index"},"lastLogTerm":{"type":"uint64","id":4,"protoName":"last_log_term"},"preVote":{"type":"bool","id":5,"protoName":"pre_vote"}}},"VoteResponse":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"granted":{"type":"bool","id":3},"preVote":{"type":"bool","id":4,"protoName":"pre_vote"}}},"AppendEntries":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"prevLogIndex":{"type":"uint64","id":3,"protoName":"prev_log_index"},"prevLogTerm":{"type":"uint64","id":4,"protoName":"prev_log_term"},"entries":{"rule":"repeated","type":"Entry","id":5},"leaderCommit":{"type":"uint64","id":6,"protoName":"leader_commit"},"readSeq":{"type":"uint64","id":7,"protoName":"read_seq"}}},"AppendResponse":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"success":{"type":"bool","id":3},"matchIndex":{"type":"uint64","id":4,"protoName":"match_index"},"conflictIndex":{"type":"uint64","id":5,"protoName":"conflict_index"},"readSeq":{"type":"uint64","id":6,"protoName":"read_seq"}}},"Snapshot":{"fields":{"index":{"type":"uint64","id":1},"term":{"type":"uint64","id":2},"voters":{"rule":"repeated","type":"string","id":3},"data":{"type":"bytes","id":4}}},"InstallSnapshot":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2},"snapshot":{"type":"Snapshot","id":3},"readSeq":{"type":"uint64","id":4,"protoName":"read_seq"}}},"TimeoutNow":{"fields":{"term":{"type":"uint64","id":1},"from":{"type":"string","id":2}}},"Propose":{"fields":{"data":{"type":"bytes","id":1}}},"ReadIndex":{"fields":{"id":{"type":"string","id":1}}},"TransferLeadership":{"fields":{"to":{"type":"string","id":1}}},"Compact":{"fields":{"index":{"type":"uint64","id":1},"data":{"type":"bytes","id":2}}},"ChangeMembership":{"fields":{"add":{"type":"string","id":1},"remove":{"type":"string","id":2}}}}}}}}});

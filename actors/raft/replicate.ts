@@ -18,6 +18,10 @@ export interface ReplicatedMachine<M extends AnyStateMachine> {
   readonly actor: Actor<M>;
   /** Feed committed entries (wire to the Raft node's `onApply`). */
   apply(entries: readonly Entry[]): void;
+  /** The actor's persisted snapshot (XState `getPersistedSnapshot`), for Raft's log compaction. */
+  snapshot(): Uint8Array;
+  /** Replace the actor with one restored from `snapshot()` bytes (taken on any replica). */
+  restore(data: Uint8Array): void;
   /**
    * Propose an event (on the leader); resolves when this replica has applied it. Rejects with
    * `NotLeaderError` on a follower, `AskTimeoutError` after `timeoutMs` (the event may still be
@@ -31,12 +35,25 @@ export function replicateMachine<M extends AnyStateMachine>(
   node: () => RaftNodeHandle, machine: M, options: { clock: Clock; input?: unknown; timeoutMs?: number },
 ): ReplicatedMachine<M> {
   const { clock, input } = options;
-  const actor = (createActor as (m: AnyStateMachine, o?: object) => Actor<M>)(machine, input === undefined ? {} : { input });
-  actor.start();
+  const create = (snapshot?: unknown): Actor<M> => {
+    const a = (createActor as (m: AnyStateMachine, o?: object) => Actor<M>)(machine, {
+      ...(input === undefined ? {} : { input }), ...(snapshot === undefined ? {} : { snapshot }),
+    });
+    a.start();
+    return a;
+  };
+  let actor = create();
   const waiting = new Map<string, () => void>();
   let seq = 0;
   return {
-    actor,
+    get actor() {
+      return actor;
+    },
+    snapshot: () => new TextEncoder().encode(JSON.stringify(actor.getPersistedSnapshot())),
+    restore(data) {
+      actor.stop();
+      actor = create(JSON.parse(new TextDecoder().decode(data)));
+    },
     apply(entries) {
       for (const e of entries) {
         if (e.data.length === 0) continue;

@@ -12,8 +12,8 @@ import { registerModel } from '../../framework/sim/models.ts';
 import type { Operation } from '../../framework/sim/history.ts';
 import type { FaultEvent, FaultKind } from '../../framework/sim/nemesis.ts';
 import { createSimulation } from '../../framework/sim/simulation.ts';
-import { KvClient, KvReplica } from './kv.ts';
-import { memoryRaftStorage, startRaftNode, type RaftStorage } from './node.ts';
+import { KvClient, startKvReplica, type KvReplica } from './kv.ts';
+import { memoryRaftStorage, type RaftStorage } from './node.ts';
 
 export interface RaftScenarioOptions {
   seed: number;
@@ -21,6 +21,8 @@ export interface RaftScenarioOptions {
   durationMs?: number;
   /** Fault kinds to draw from. @default every kind */
   faults?: readonly FaultKind[];
+  /** Each node compacts its log every this many applied entries (so snapshots are installed under faults). @default 50 */
+  snapshotEveryEntries?: number;
 }
 
 export interface RaftScenarioResult {
@@ -29,6 +31,8 @@ export interface RaftScenarioResult {
   readonly check: CheckResult<unknown>;
   readonly schedule: readonly FaultEvent[];
   readonly okOps: number;
+  /** Snapshots restored into replicas (on restart, or installed by a leader). */
+  readonly snapshotsRestored: number;
   readonly leaders: ReadonlyMap<number, string>;
   readonly replay: string;
 }
@@ -42,6 +46,7 @@ export async function runRaftScenario(options: RaftScenarioOptions): Promise<Raf
   const replicas: KvReplica[] = [];
   const storages = new Map<string, RaftStorage>();
   const leaders = new Map<number, string>();
+  let restored = 0;
   const voters = NODES.map((n) => `${n}/raft`);
   const sim = createSimulation({
     seed, nodes: [...NODES], scenario: 'raft', latencyMs: [1, 10], unsyncedOnCrash: 'lose',
@@ -52,10 +57,10 @@ export async function runRaftScenario(options: RaftScenarioOptions): Promise<Raf
     storages.set(name, storage);
     const system = sim.system(name);
     const slot = NODES.indexOf(name as (typeof NODES)[number]);
-    const handle = startRaftNode(system, {
+    restored += replicas[slot]?.restored ?? 0;
+    replicas[slot] = startKvReplica(system, {
       name: 'raft', voters, rng: createRng(seed * 1_000 + name.charCodeAt(0) + (sim.nodes.get(name)?.incarnation ?? 0) * 17),
-      storage, tickMs: 10, electionTicks: 15, heartbeatTicks: 5,
-      onApply: (entries) => replicas[slot]!.apply(entries),
+      storage, tickMs: 10, electionTicks: 15, heartbeatTicks: 5, snapshotEveryEntries: options.snapshotEveryEntries ?? 50,
       onRole: (role, term) => {
         if (role !== 'leader') return;
         const other = leaders.get(term);
@@ -63,7 +68,6 @@ export async function runRaftScenario(options: RaftScenarioOptions): Promise<Raf
         leaders.set(term, name);
       },
     });
-    replicas[slot] = new KvReplica(handle, system.clock);
   }
   for (const n of NODES) start(n);
 
@@ -121,7 +125,7 @@ export async function runRaftScenario(options: RaftScenarioOptions): Promise<Raf
   await clients;
   const operations = sim.history.operations();
   const check = checkLinearizable(operations, registerModel());
-  const result = { seed, operations, check, schedule: [...sim.schedule], okOps, leaders, replay: sim.replayCommand() };
+  const result = { seed, operations, check, schedule: [...sim.schedule], okOps, snapshotsRestored: restored + replicas.reduce((n, r) => n + r.restored, 0), leaders, replay: sim.replayCommand() };
   await sim.shutdown();
   return result;
 }

@@ -19,7 +19,13 @@ export type AppendEntries = wire.AppendEntries;
 export type AppendResponse = wire.AppendResponse;
 /** Leadership transfer (thesis §3.10): the leader tells an up-to-date follower to campaign now. */
 export type TimeoutNow = wire.TimeoutNow;
-export type RaftMessage = RequestVote | VoteResponse | AppendEntries | AppendResponse | TimeoutNow;
+/** The state machine as of `index`, standing in for the log up to there (§7). */
+export type Snapshot = Omit<wire.Snapshot, 'type'>;
+/** A leader's snapshot for a follower that lags behind the leader's compacted log (§7). */
+export type InstallSnapshot = wire.InstallSnapshot;
+export type RaftMessage = RequestVote | VoteResponse | AppendEntries | AppendResponse | TimeoutNow | InstallSnapshot;
+/** From the host to its own node: keep `data` (the state machine at applied `index`) as the snapshot, drop the log up to it. */
+export type Compact = wire.Compact;
 /** A client proposal (only a leader accepts it). */
 export type Propose = wire.Propose;
 /** A linearizable read (ReadIndex, §6.4): answered with `raft.readReady` once leadership is confirmed. */
@@ -31,9 +37,18 @@ export type ChangeMembership = wire.ChangeMembership;
 
 /** Effects the machine emits; the host carries them out in order. */
 export type RaftEffect =
-  /** Make term, vote and these log changes durable — BEFORE any later `raft.send` of the same step. */
-  | { readonly type: 'raft.persist'; readonly term: number; readonly votedFor: string | undefined; readonly truncateFrom: number | undefined; readonly append: readonly Entry[] }
+  /**
+   * Make term, vote and these log changes durable — BEFORE any later `raft.send` of the same step.
+   * Apply in this order: keep `snapshot` (when set) and drop the entries up to its index; drop the
+   * entries from `truncateFrom` on; append `append`.
+   */
+  | {
+    readonly type: 'raft.persist'; readonly term: number; readonly votedFor: string | undefined;
+    readonly snapshot?: Snapshot; readonly truncateFrom: number | undefined; readonly append: readonly Entry[];
+  }
   | { readonly type: 'raft.send'; readonly to: string; readonly message: RaftMessage }
+  /** Replace the state machine with this snapshot's (a leader's snapshot was installed); later applies follow on from its index. */
+  | { readonly type: 'raft.restore'; readonly snapshot: Snapshot }
   /** Entries newly committed, in order, to apply to the state machine. */
   | { readonly type: 'raft.apply'; readonly entries: readonly Entry[] }
   /**

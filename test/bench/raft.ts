@@ -2,9 +2,10 @@
  * raft-throughput, raft-latency — troupe's Raft replicated KV vs NATS JetStream's own Raft (a KV
  * bucket with 3 replicas), both on the same 3-server nats-server cluster on loopback, same run.
  *
- * Ours: three Raft nodes (three actor systems, each with its own NATS connection to a different
- * server of the cluster), file storage WITHOUT fsync per write (JetStream's file store also syncs
- * periodically, not per write, by default), a KV service actor in front of each; clients ask
+ * Ours: three Raft nodes, each its own OS process (examples/raft-cluster/node.ts) connected to a
+ * different server of the cluster, file storage WITHOUT fsync per write (JetStream's file store
+ * also syncs periodically, not per write, by default), log compacted every 1,000 entries, a KV
+ * service actor in front of each; clients (in the bench process) ask
  * the leader's service `KvPut` (`RemoteKvClient`). A put is acknowledged once committed on a
  * majority and applied by the leader.
  * Baseline: `kv.put(key, value)` on a JetStream KV bucket with `replicas: 3` (acknowledged once
@@ -16,16 +17,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { openFileRaftStorage } from '../../actors/raft/file-storage.ts';
-import { RemoteKvClient, startKvService } from '../../actors/raft/kv-service.ts';
+import type { ChildProcess } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RemoteKvClient } from '../../actors/raft/kv-service.ts';
 import { messages as kvMessages } from '../../actors/raft/kv.pb.ts';
-import { KvReplica } from '../../actors/raft/kv.ts';
-import { startRaftNode } from '../../actors/raft/node.ts';
-import { connectNats, createRng, createSystem, silentLogger, type ActorSystem } from '../../framework/index.ts';
+import { connectNats, createSystem, silentLogger } from '../../framework/index.ts';
+import { startNodeProcess } from '../../framework/node-process.ts';
 import { startNatsCluster } from '../helpers/nats-server.ts';
 import { eventually } from '../helpers/wait-for.ts';
 import { alternate, median, percentile, row, type Bench } from './harness.ts';
 
+const entry = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'raft-cluster', 'node.ts');
 const CLIENTS = 64;
 const PUTS_PER_ROUND = 3_000;
 const LATENCY_BLOCK = 300;
@@ -42,18 +45,13 @@ async function setup(): Promise<Setup> {
   const dir = mkdtempSync(join(tmpdir(), 'troupe-bench-raft-'));
   const names = ['r1', 'r2', 'r3'];
   const voters = names.map((n) => `${n}/raft`);
-  const systems: ActorSystem[] = [];
+  // one OS process per Raft node, each on its own server of the cluster — as JetStream's replicas
+  // are spread over the servers; the log is written without fsync, like JetStream's default
+  const procs: ChildProcess[] = [];
   for (const [i, name] of names.entries()) {
-    const system = createSystem({ cluster: 'bench', node: name, transport: await connectNats({ servers: urls[i]!, name }), logger: silentLogger() });
-    systems.push(system);
-    const holder: { replica?: KvReplica } = {};
-    const handle = startRaftNode(system, {
-      name: 'raft', voters, rng: createRng(i + 1), storage: openFileRaftStorage(join(dir, `${name}.log`), { fsync: false }),
-      tickMs: 10, electionTicks: 15, heartbeatTicks: 3, maxBatch: 256, onApply: (e) => holder.replica?.apply(e),
-    });
-    holder.replica = new KvReplica(handle, system.clock);
-    startKvService(system, () => holder.replica!, { timeoutMs: 5_000 });
-    await system.ready();
+    procs.push(await startNodeProcess({
+      entry, env: { TROUPE_NATS_URL: urls[i]!, TROUPE_NODE: name, TROUPE_VOTERS: voters.join(','), TROUPE_DATA: dir, TROUPE_FSYNC: '0', TROUPE_CLUSTER: 'bench' },
+    }));
   }
   const clientSystem = createSystem({ cluster: 'bench', node: 'clients', transport: await connectNats({ servers: urls[0]!, name: 'clients' }), logger: silentLogger(), messages: [kvMessages] });
   await clientSystem.ready();
@@ -65,7 +63,7 @@ async function setup(): Promise<Setup> {
   return {
     ours: {
       client: (id) => new RemoteKvClient(clientSystem, id, services, { attemptTimeoutMs: 5_000, attempts: 5 }),
-      stop: async () => { await clientSystem.shutdown(); for (const s of systems) await s.shutdown(); },
+      stop: async () => { await clientSystem.shutdown(); for (const p of procs) p.kill('SIGKILL'); },
     },
     js: { put: (k, v) => kv.put(k, v), stop: () => nc.close() },
     stop: async () => { await cluster.stop(); rmSync(dir, { recursive: true, force: true }); },

@@ -5,13 +5,15 @@
  * at most one leader per term, terms never decrease, committed prefixes never diverge, applied ≤ commit.
  */
 import { createRng, type Rng } from '../../framework/clock.ts';
-import { initialState, step, type HardState, type RaftConfig, type RaftInput, type RaftState } from '../../actors/raft/core.ts';
-import type { Entry, RaftEffect, RaftMessage } from '../../actors/raft/types.ts';
+import { initialState, snapshotIndex, step, type HardState, type RaftConfig, type RaftInput, type RaftState } from '../../actors/raft/core.ts';
+import { applyPersist } from '../../actors/raft/node.ts';
+import type { Entry, RaftEffect, RaftMessage, Snapshot } from '../../actors/raft/types.ts';
 
 interface NodeSlot {
   config: RaftConfig;
   state: RaftState | undefined; // undefined while crashed
-  hard: { term: number; votedFor: string | undefined; log: Entry[] };
+  hard: HardState;
+  /** Every entry the state machine holds, from index 1 (a restored snapshot included). */
   applied: Entry[];
   maxTermSeen: number;
 }
@@ -28,10 +30,16 @@ export interface HarnessOptions {
   maxBatch?: number;
   drop?: number;
   duplicate?: number;
+  /** Compact every node's log each time it has applied this many entries past its snapshot (off when unset). */
+  compactEvery?: number;
 }
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+/** The harness's "state machine" is the list of applied entries; a snapshot is that list. */
+const snapshotData = (applied: readonly Entry[]): Uint8Array => enc(JSON.stringify(applied.map((e) => [e.term, e.index, dec(e.data)])));
+const fromSnapshot = (snapshot: Snapshot | undefined): Entry[] =>
+  snapshot ? (JSON.parse(dec(snapshot.data)) as Array<[number, number, string]>).map(([term, index, data]) => ({ term, index, data: enc(data) })) : [];
 
 export class RaftHarness {
   readonly ids: string[];
@@ -63,7 +71,7 @@ export class RaftHarness {
         preVote: opts.preVote ?? true, checkQuorum: opts.checkQuorum ?? true, maxBatch: opts.maxBatch ?? 16,
         random: () => nodeRng.next(),
       };
-      const hard = { term: 0, votedFor: undefined, log: [] as Entry[] };
+      const hard: HardState = { term: 0, votedFor: undefined, log: [] };
       this.slots.set(id, { config, state: initialState(config, hard), hard, applied: [], maxTermSeen: 0 });
     }
   }
@@ -72,7 +80,7 @@ export class RaftHarness {
   addNode(id: string, voters: readonly string[]): void {
     const nodeRng = this.rng.fork();
     const config: RaftConfig = { ...this.slot(this.ids[0]!).config, id, voters, random: () => nodeRng.next() };
-    const hard = { term: 0, votedFor: undefined, log: [] as Entry[] };
+    const hard: HardState = { term: 0, votedFor: undefined, log: [] };
     this.slots.set(id, { config, state: initialState(config, hard), hard, applied: [], maxTermSeen: 0 });
     this.ids.push(id);
   }
@@ -96,19 +104,25 @@ export class RaftHarness {
     for (const e of r.effects) this.effect(id, slot, e);
     this.steps++;
     this.checkInvariants();
+    const every = this.opts.compactEvery;
+    if (every !== undefined && input.type !== 'Compact' && slot.state && slot.state.lastApplied - snapshotIndex(slot.state) >= every) {
+      this.input(id, { type: 'Compact', index: slot.applied.length, data: snapshotData(slot.applied) });
+    }
     return [...r.effects];
   }
 
   private effect(id: string, slot: NodeSlot, e: RaftEffect): void {
     switch (e.type) {
-      case 'raft.persist':
-        slot.hard.term = e.term;
-        slot.hard.votedFor = e.votedFor;
-        if (e.truncateFrom !== undefined) slot.hard.log = slot.hard.log.slice(0, e.truncateFrom - 1);
-        for (const entry of e.append) {
-          if (entry.index !== slot.hard.log.length + 1) throw new Error(`${id}: persisted entry ${entry.index} after ${slot.hard.log.length}`);
-          slot.hard.log.push(entry);
-        }
+      case 'raft.persist': {
+        const before = applyPersist(slot.hard, { ...e, append: [] });
+        const last = before.log[before.log.length - 1]?.index ?? before.snapshot?.index ?? 0;
+        if (e.append.length > 0 && e.append[0]!.index !== last + 1) throw new Error(`${id}: persisted entry ${e.append[0]!.index} after ${last}`);
+        slot.hard = applyPersist(slot.hard, e);
+        return;
+      }
+      case 'raft.restore':
+        slot.applied = fromSnapshot(e.snapshot);
+        this.checkCommitted(id, slot.applied);
         return;
       case 'raft.send':
         this.send(id, e.to, e.message);
@@ -117,13 +131,8 @@ export class RaftHarness {
         for (const entry of e.entries) {
           if (entry.index !== slot.applied.length + 1) throw new Error(`${id}: applied ${entry.index} after ${slot.applied.length}`);
           slot.applied.push(entry);
-          // committed prefixes never diverge: every node applies the same entry at each index
-          const first = this.committed[entry.index - 1];
-          if (first === undefined) this.committed[entry.index - 1] = entry;
-          else if (first.term !== entry.term || dec(first.data) !== dec(entry.data)) {
-            throw new Error(`invariant broken (seed ${this.opts.seed}, step ${this.steps}): ${id} applied a different entry at index ${entry.index} (term ${entry.term}, not ${first.term})`);
-          }
         }
+        this.checkCommitted(id, e.entries);
         return;
       case 'raft.role':
         if (e.role === 'leader') {
@@ -138,6 +147,17 @@ export class RaftHarness {
       case 'raft.readReady':
         this.reads.push({ node: id, id: e.id, index: e.index });
         return;
+    }
+  }
+
+  /** Committed prefixes never diverge: every node applies (or restores) the same entry at each index. */
+  private checkCommitted(id: string, entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      const first = this.committed[entry.index - 1];
+      if (first === undefined) this.committed[entry.index - 1] = entry;
+      else if (first.term !== entry.term || dec(first.data) !== dec(entry.data)) {
+        throw new Error(`invariant broken (seed ${this.opts.seed}, step ${this.steps}): ${id} applied a different entry at index ${entry.index} (term ${entry.term}, not ${first.term})`);
+      }
     }
   }
 
@@ -235,9 +255,9 @@ export class RaftHarness {
 
   restart(id: string): void {
     const slot = this.slot(id);
-    const hard: HardState = { term: slot.hard.term, votedFor: slot.hard.votedFor, log: [...slot.hard.log] };
-    slot.state = initialState(slot.config, hard);
-    slot.applied = []; // the state machine is rebuilt by re-applying committed entries
+    slot.state = initialState(slot.config, { ...slot.hard, log: [...slot.hard.log] });
+    // the state machine is rebuilt from the snapshot, then by re-applying committed entries
+    slot.applied = fromSnapshot(slot.hard.snapshot);
   }
 
   /** Raft's safety invariants; throws naming the seed when one breaks. */

@@ -50,11 +50,12 @@ describe('examples on the embedded bus', () => {
     expect(lines.join('\n')).toMatch(/rejected at once — circuit open, next trial in \d+ ms/);
   });
 
-  it('replicated-cart: the surviving replicas end in the same state with the same context, across a leader failure', async () => {
+  it('replicated-cart: every replica ends in the same state with the same context, across a leader failure and a snapshot install', async () => {
     const lines: string[] = [];
     const { states } = await replicatedCart({ say: (l) => lines.push(l) });
     const contexts = Object.values(states);
-    expect(contexts).toHaveLength(2);
+    expect(contexts).toHaveLength(3);
+    expect(lines.join('\n')).toMatch(/restored a snapshot of the cart at log index \d+/); // the returning node caught up from a snapshot
     for (const c of contexts) expect(c).toEqual({ items: { tea: 2, honey: 1 }, paidCents: 1_850 });
     expect(lines.filter((l) => l.includes('★')).length).toBeGreaterThanOrEqual(2); // a second leader took over
   });

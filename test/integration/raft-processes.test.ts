@@ -1,6 +1,7 @@
 /**
  * Raft in 3 OS processes over a real nats-server: a client writes under load while the leader's
- * process is killed with SIGKILL, three times (each time restarted from its log). Every
+ * process is killed with SIGKILL, three times (each time restarted from its snapshot and log —
+ * logs are compacted every 25 entries, so restarts and catch-ups go through snapshots). Every
  * acknowledged write must survive, and a new leader must serve within the bound.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -32,7 +33,7 @@ describe.skipIf(!requireNatsServer())('Raft KV in 3 OS processes over NATS', () 
 
   const start = async (url: string, node: string): Promise<void> => {
     procs.set(node, await startNodeProcess({
-      entry, env: { TROUPE_NATS_URL: url, TROUPE_NODE: node, TROUPE_VOTERS: NODES.map((n) => `${n}/raft`).join(','), TROUPE_DATA: data },
+      entry, env: { TROUPE_NATS_URL: url, TROUPE_NODE: node, TROUPE_VOTERS: NODES.map((n) => `${n}/raft`).join(','), TROUPE_DATA: data, TROUPE_SNAPSHOT_EVERY: '25' },
     }));
   };
 

@@ -1,8 +1,8 @@
 /**
  * File-backed Raft storage: round trip across reopen, truncation, and recovery from a torn or
- * corrupt tail (the crash-mid-write cases), in a temp dir.
+ * corrupt tail (the crash-mid-write cases), compaction by snapshot, in a temp dir.
  */
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -63,5 +63,40 @@ describe('file-backed Raft storage', () => {
     expect(reopened.repairedBytes).toBeGreaterThan(0);
     expect(reopened.load().log.map((e) => new TextDecoder().decode(e.data))).toEqual(['keep']);
     reopened.close();
+  });
+
+  it('a snapshot compacts the file: reopening gives the snapshot and only the entries after it', () => {
+    const path = file();
+    const s = openFileRaftStorage(path, { fsync: true });
+    for (let i = 1; i <= 200; i++) s.persist({ type: 'raft.persist', term: 1, votedFor: 'n1', truncateFrom: undefined, append: [{ term: 1, index: i, data: enc(`entry-${i}`) }] });
+    s.persist({ type: 'raft.persist', term: 1, votedFor: 'n1', truncateFrom: undefined, append: [{ term: 1, index: 201, data: new Uint8Array(0), membership: { voters: ['n1', 'n2'] } }] });
+    const big = statSync(path).size;
+    const snapshot = { index: 195, term: 1, voters: ['n1', 'n2', 'n3'], data: enc('state@195') };
+    s.persist({ type: 'raft.persist', term: 1, votedFor: 'n1', snapshot, truncateFrom: undefined, append: [] });
+    expect(statSync(path).size).toBeLessThan(big / 10);
+    expect(existsSync(`${path}.compacting`)).toBe(false);
+    // appends go on after the compacted state
+    s.persist({ type: 'raft.persist', term: 2, votedFor: undefined, truncateFrom: undefined, append: [{ term: 2, index: 202, data: enc('later') }] });
+    s.close();
+    const hard = openFileRaftStorage(path).load();
+    expect(hard).toMatchObject({ term: 2, votedFor: undefined, snapshot: { index: 195, term: 1, voters: ['n1', 'n2', 'n3'] } });
+    expect(new TextDecoder().decode(hard.snapshot!.data)).toBe('state@195');
+    expect(hard.log.map((e) => e.index)).toEqual([196, 197, 198, 199, 200, 201, 202]);
+    // configuration entries keep their voters across a reopen
+    expect(hard.log.find((e) => e.index === 201)!.membership).toEqual({ voters: ['n1', 'n2'] });
+  });
+
+  it('a crash during compaction leaves the old file whole (the half-written new one is not used)', () => {
+    const path = file();
+    const s = openFileRaftStorage(path, { fsync: false });
+    s.persist({ type: 'raft.persist', term: 1, votedFor: undefined, truncateFrom: undefined, append: [{ term: 1, index: 1, data: enc('a') }] });
+    s.close();
+    writeFileSync(`${path}.compacting`, Buffer.from([9, 9, 9])); // the crash hit before the rename
+    const reopened = openFileRaftStorage(path);
+    expect(reopened.load().log.map((e) => e.index)).toEqual([1]);
+    // the next compaction overwrites the leftover
+    reopened.persist({ type: 'raft.persist', term: 1, votedFor: undefined, snapshot: { index: 1, term: 1, voters: ['n1'], data: enc('s') }, truncateFrom: undefined, append: [] });
+    reopened.close();
+    expect(openFileRaftStorage(path).load()).toMatchObject({ snapshot: { index: 1 }, log: [] });
   });
 });

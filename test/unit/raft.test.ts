@@ -356,14 +356,99 @@ describe('Raft single-server membership changes (thesis §4.1)', () => {
   });
 });
 
+describe('Raft log compaction and InstallSnapshot (§7)', () => {
+  const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+  it('§7 compaction: the log up to an applied index becomes the snapshot, persisted; unapplied indexes are refused', () => {
+    const { c, s } = follower({ term: 2, log: [entry(1, 1), entry(2, 2), entry(2, 3)], commitIndex: 2, lastApplied: 2 });
+    const early = step(c, s, { type: 'Compact', index: 3, data: enc('state@3') });
+    expect(early.state.snapshot).toBeUndefined(); // 3 is not applied yet: the data cannot be of index 3
+    const r = step(c, s, { type: 'Compact', index: 2, data: enc('state@2') });
+    expect(r.state.snapshot).toMatchObject({ index: 2, term: 2, voters: ['n1', 'n2', 'n3'] });
+    expect(r.state.log).toEqual([entry(2, 3)]);
+    expect(r.effects).toEqual([{ type: 'raft.persist', term: 2, votedFor: undefined, snapshot: r.state.snapshot, truncateFrom: undefined, append: [] }]);
+    // indexes keep their meaning across the snapshot
+    const again = step(c, r.state, { type: 'AppendEntries', term: 2, from: 'n2', prevLogIndex: 3, prevLogTerm: 2, entries: [entry(2, 4)], leaderCommit: 4, readSeq: 0 });
+    expect(again.state.log.map((e) => e.index)).toEqual([3, 4]);
+    expect(again.effects.find((e) => e.type === 'raft.apply')).toMatchObject({ entries: [entry(2, 3), entry(2, 4)] });
+    // an AppendEntries reaching back before the snapshot is checked from the snapshot on
+    const old = step(c, again.state, { type: 'AppendEntries', term: 2, from: 'n2', prevLogIndex: 0, prevLogTerm: 0, entries: [entry(1, 1), entry(2, 2), entry(2, 3)], leaderCommit: 4, readSeq: 0 });
+    expect(sends(old.effects)[0]!.message).toMatchObject({ type: 'AppendResponse', success: true, matchIndex: 3 });
+    expect(old.state.log.map((e) => e.index)).toEqual([3, 4]);
+  });
+
+  it('§7 InstallSnapshot: a follower past whose log the snapshot reaches replaces its state and drops a conflicting log', () => {
+    const { c, s } = follower({ term: 3, log: [entry(1, 1), entry(2, 2), entry(2, 3)], commitIndex: 1, lastApplied: 1 });
+    const snapshot = { index: 3, term: 3, voters: ['n1', 'n2', 'n3'], data: enc('leader-state@3') };
+    const r = step(c, s, { type: 'InstallSnapshot', term: 3, from: 'n2', snapshot, readSeq: 4 });
+    expect(r.state).toMatchObject({ snapshot, log: [], commitIndex: 3, lastApplied: 3 });
+    expect(r.effects.map((e) => e.type)).toEqual(['raft.role', 'raft.persist', 'raft.restore', 'raft.send']);
+    // the log disagreed with the snapshot at index 3 (term 2 ≠ 3): everything after the snapshot goes too
+    expect(r.effects.find((e) => e.type === 'raft.persist')).toMatchObject({ snapshot, truncateFrom: 4, append: [] });
+    expect(sends(r.effects)[0]!.message).toMatchObject({ type: 'AppendResponse', success: true, matchIndex: 3, readSeq: 4 });
+    // a snapshot the follower has already committed past is acknowledged and ignored
+    const { s: ahead } = follower({ term: 3, log: [entry(1, 1), entry(3, 2), entry(3, 3), entry(3, 4)], commitIndex: 4, lastApplied: 4 });
+    const stale = step(c, ahead, { type: 'InstallSnapshot', term: 3, from: 'n2', snapshot, readSeq: 0 });
+    expect(stale.state.snapshot).toBeUndefined();
+    expect(sends(stale.effects)[0]!.message).toMatchObject({ success: true, matchIndex: 4 });
+    // a log that agrees with the snapshot keeps its entries after it
+    const { s: agreeing } = follower({ term: 3, log: [entry(1, 1), entry(3, 2), entry(3, 3), entry(3, 4)], commitIndex: 1, lastApplied: 1 });
+    const kept = step(c, agreeing, { type: 'InstallSnapshot', term: 3, from: 'n2', snapshot, readSeq: 0 });
+    expect(kept.state.log).toEqual([entry(3, 4)]);
+    expect(kept.effects.find((e) => e.type === 'raft.persist')).toMatchObject({ truncateFrom: undefined });
+    // a stale-term InstallSnapshot is refused with the current term
+    const old = step(c, s, { type: 'InstallSnapshot', term: 2, from: 'n2', snapshot, readSeq: 0 });
+    expect(old.state.snapshot).toBeUndefined();
+    expect(sends(old.effects)[0]!.message).toMatchObject({ type: 'AppendResponse', term: 3, success: false });
+  });
+
+  it('a follower that was down while the leader compacted catches up from the snapshot, then from the log', () => {
+    const h = new RaftHarness({ nodes: 3, seed: 31, compactEvery: 5 });
+    h.until(() => h.leader() !== undefined);
+    const late = h.ids.find((id) => id !== h.leader())!;
+    h.crash(late);
+    for (let i = 0; i < 12; i++) h.commitEventually(`v${i}`, 50, false, h.ids.filter((id) => id !== late));
+    const l = h.leader()!;
+    expect(h.state(l).snapshot!.index).toBeGreaterThanOrEqual(10);
+    const installs: string[] = [];
+    h.restart(late);
+    const before = h.slot(late).applied.length;
+    expect(before).toBe(0); // it never compacted: it restarts empty
+    h.until(() => h.appliedValues(late).includes('v11'));
+    // it got the snapshot (its state machine was restored, not rebuilt entry by entry), then the rest
+    expect(h.state(late).snapshot).toBeDefined();
+    installs.push(...h.appliedValues(late));
+    expect(installs).toEqual(Array.from({ length: 12 }, (_, i) => `v${i}`));
+    h.commitEventually('after');
+    for (const id of h.ids) expect(h.appliedValues(id).at(-1)).toBe('after');
+  });
+
+  it('a node restarts from its snapshot: commit starts at the snapshot, and only later entries are re-applied', () => {
+    const h = new RaftHarness({ nodes: 3, seed: 32, compactEvery: 4 });
+    for (let i = 0; i < 10; i++) h.commitEventually(`v${i}`);
+    const id = h.ids[0]!;
+    const snap = h.slot(id).hard.snapshot!;
+    expect(snap.index).toBeGreaterThan(0);
+    expect(h.slot(id).hard.log.every((e) => e.index > snap.index)).toBe(true);
+    h.crash(id);
+    h.restart(id);
+    expect(h.state(id)).toMatchObject({ commitIndex: snap.index, lastApplied: snap.index });
+    expect(JSON.parse(dec(snap.data))).toHaveLength(snap.index);
+    h.commitEventually('after');
+    expect(h.appliedValues(id)).toEqual([...Array.from({ length: 10 }, (_, i) => `v${i}`), 'after']);
+  });
+});
+
 describe('Raft under a seeded nemesis', () => {
   // RAFT_SEED=N replays one seed (the failure message prints the command)
   const only = process.env['RAFT_SEED'] ? Number(process.env['RAFT_SEED']) : undefined;
   const SEEDS = 200;
-  it(`${only !== undefined ? `seed ${only}` : `${SEEDS} seeds`}: loss, duplication, reordering, partitions, crashes — invariants hold, and it recovers after heal`, () => {
+  it(`${only !== undefined ? `seed ${only}` : `${SEEDS} seeds`}: loss, duplication, reordering, partitions, crashes, compaction — invariants hold, and it recovers after heal`, () => {
     for (let seed = only ?? 1; seed <= (only ?? SEEDS); seed++) {
       // odd seeds without pre-vote and check-quorum, so plain elections are exercised too
-      const h = new RaftHarness({ nodes: 5, seed, drop: 0.05, duplicate: 0.05, preVote: seed % 2 === 0, checkQuorum: seed % 2 === 0 });
+      // two seeds in three compact logs often, so snapshots are installed under every fault too
+      const compactEvery = seed % 3 === 0 ? undefined : 2 + (seed % 7);
+      const h = new RaftHarness({ nodes: 5, seed, drop: 0.05, duplicate: 0.05, preVote: seed % 2 === 0, checkQuorum: seed % 2 === 0, compactEvery });
       const rng = createRng(seed * 7919);
       try {
         const down = new Set<string>();
