@@ -10,6 +10,7 @@
  */
 import { emit, setup } from 'xstate';
 import { defineActor, isTroupeError, NotLeaderError, originOf, type ActorRef, type ActorSystem, type Origin } from '../../framework/index.ts';
+import { StoreUnavailableError } from '../../framework/errors.ts';
 import type { KvEntry, KvStore, KvWatch } from '../../framework/store/store.ts';
 import { createWatchDelivery, type WatchDelivery } from '../../framework/store/watch-delivery.ts';
 import { encodeKvStoreValue, type KvStoreResult } from './kv-store-machine.ts';
@@ -27,7 +28,7 @@ import { messages, type KvStoreEntry, type KvStoreReadResult, type KvStoreWrite,
 
 type WireEntry = Omit<KvStoreEntry, 'type'>;
 type ServiceRequest = { type: 'kvstore.request'; origin: Origin | undefined; request: Message };
-type SinkEntry = { type: 'kvstore.entry'; watchId: string; entry: WireEntry | null | undefined };
+type SinkEntry = { type: 'kvstore.entry'; watchId: string; entry: WireEntry | null | undefined; lost: string };
 
 /** The service's chart: every request goes to its host, which answers once the replica has. */
 export const kvStoreServiceMachine = setup({
@@ -45,7 +46,7 @@ export const kvStoreWatchSinkMachine = setup({
   types: { events: {} as Message, emitted: {} as SinkEntry },
 }).createMachine({
   id: 'kvStoreWatchSink',
-  on: { KvStoreWatchEntry: { actions: emit(({ event }) => ({ type: 'kvstore.entry' as const, watchId: event.watchId, entry: event.entry })) } },
+  on: { KvStoreWatchEntry: { actions: emit(({ event }) => ({ type: 'kvstore.entry' as const, watchId: event.watchId, entry: event.entry, lost: event.lost })) } },
 });
 
 export const KvStoreWatchSink = defineActor({ type: 'kv-store-watch-sink', machine: kvStoreWatchSinkMachine, messages });
@@ -162,8 +163,12 @@ export function startRaftKvStoreService(system: ActorSystem, replica: () => Raft
         }
         case 'KvStoreWatch': {
           const { watchId, subscriber } = request;
-          const push = (e: KvEntry): void => system.deliver(subscriber, { type: 'KvStoreWatchEntry', watchId, entry: entryToWire(e) }, self.address);
-          answer(replica().watch(request.pattern, request.includeHistory, push, undefined), (w) => {
+          const push = (e: KvEntry): void => system.deliver(subscriber, { type: 'KvStoreWatchEntry', watchId, entry: entryToWire(e), lost: '' }, self.address);
+          const lost = (err: Error): void => {
+            watches.get(watchId)?.stop(); // the client's Unwatch, which follows, forgets it
+            system.deliver(subscriber, { type: 'KvStoreWatchEntry', watchId, entry: null, lost: err.message }, self.address);
+          };
+          answer(replica().watch(request.pattern, request.includeHistory, push, lost), (w) => {
             if (unwatched.delete(watchId)) w.stop();
             else watches.set(watchId, w);
             return { type: 'KvStoreWatchStarted', watchId };
@@ -210,8 +215,9 @@ export function createRemoteRaftKvStore(options: RemoteRaftKvStoreOptions): KvSt
   const sink = system.spawn(KvStoreWatchSink, {
     name: `kv-store-watch-${client.clientId}`,
     onEffect: (effect) => {
-      const { watchId, entry } = effect as SinkEntry;
-      if (entry) deliveries.get(watchId)?.offer(entryFromWire(entry));
+      const { watchId, entry, lost } = effect as SinkEntry;
+      if (lost) deliveries.get(watchId)?.lose(new StoreUnavailableError(`raft:${client.name}`, lost));
+      else if (entry) deliveries.get(watchId)?.offer(entryFromWire(entry));
     },
   });
   const ask = <R extends Message>(address: string, message: Message): Promise<R> => system.ask<R>(address, message, { timeoutMs: client.attemptTimeoutMs });

@@ -2,7 +2,8 @@
  * The `raft-kv-store` simulation scenario: the Raft `KvStore` (`kv-store.ts`) on a 3-node group,
  * three clients — each its own store instance — doing put, create, get-then-update
  * (compare-and-set on the revision read), delete and get on a few keys, under a seeded nemesis
- * (partitions, loss, duplication, reordering, delays, pauses, clock skew, crashes with restarts).
+ * (partitions, loss, duplication, reordering, delays, pauses, clock skew, crashes with restarts),
+ * compacting the log every 20 entries so that lagging and restarted nodes install snapshots.
  * The history is checked for linearizability against the register model: every value written is
  * unique, so "the key is at the revision I read" is "the key holds the value I read", and an
  * update is a cas `[value read, new value]`, a create a cas `[null, new value]`.
@@ -37,6 +38,8 @@ export interface RaftKvStoreScenarioResult {
   readonly okOps: number;
   /** Acknowledged compare-and-sets (create/update), which the check constrains most. */
   readonly okCas: number;
+  /** Snapshots restored by replicas (a restarted node's own, or installed by a leader). */
+  readonly restores: number;
   readonly replay: string;
 }
 
@@ -51,12 +54,15 @@ export async function runRaftKvStoreScenario(options: RaftKvStoreScenarioOptions
   const { seed } = options;
   const durationMs = options.durationMs ?? 2_000;
   const replicas: RaftKvReplica[] = [];
+  let restoresOfCrashed = 0;
   // a node's Raft storage outlives its crashes; its replica (the state machine) does not
   const disks = new Map<string, RaftStorage>(NODES.map((n) => [n, memoryRaftStorage()]));
   const voters = NODES.map((n) => `${n}/kv`);
   const boot = (name: string, incarnation: number): void => {
-    replicas[NODES.indexOf(name as (typeof NODES)[number])] = startRaftKvReplica(sim.system(name), {
-      name: 'kv', voters, storage: disks.get(name)!, tickMs: 10, electionTicks: 15, heartbeatTicks: 5, history: 3,
+    const slot = NODES.indexOf(name as (typeof NODES)[number]);
+    restoresOfCrashed += replicas[slot]?.restored ?? 0;
+    replicas[slot] = startRaftKvReplica(sim.system(name), {
+      name: 'kv', voters, storage: disks.get(name)!, tickMs: 10, electionTicks: 15, heartbeatTicks: 5, history: 3, snapshotEveryEntries: 20,
       rng: createRng(seed * 1_000 + name.charCodeAt(0) + incarnation * 17),
     });
   };
@@ -118,7 +124,8 @@ export async function runRaftKvStoreScenario(options: RaftKvStoreScenarioOptions
   await clients;
   const operations = sim.history.operations();
   try {
-    return { seed, operations, check: checkLinearizable(operations, registerModel()), schedule: [...sim.schedule], okOps, okCas, replay: sim.replayCommand() };
+    return { seed, operations, check: checkLinearizable(operations, registerModel()), schedule: [...sim.schedule], okOps, okCas,
+      restores: restoresOfCrashed + replicas.reduce((n, r) => n + r.restored, 0), replay: sim.replayCommand() };
   } finally {
     await sim.shutdown();
   }

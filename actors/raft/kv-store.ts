@@ -98,11 +98,16 @@ export interface RaftKvReplica extends KvStoreEndpoint {
   readonly machine: KvStoreMachine;
   /** The last log index applied. */
   readonly appliedIndex: number;
+  /** Snapshots restored into this replica (its own at start, and installed by a leader). */
+  readonly restored: number;
   /** Feed committed entries (wire to the node's `onApply`); entries at or below `appliedIndex` are skipped (already applied). */
   apply(entries: readonly Entry[]): void;
   /** Forget the state, to rebuild it from index 1 (e.g. after losing it). Watches stay; they skip revisions they delivered. */
   reset(): void;
-  /** Replace the state with a snapshot taken at log index `index` (for log compaction). */
+  /**
+   * Replace the state with a snapshot taken at log index `index` (a node's own at start, or one a
+   * leader installs). Watches served here end with `onError`: what the snapshot skipped is unknown.
+   */
   restoreSnapshot(bytes: Uint8Array, index: number): void;
   /** Propose a write here (the leader), stamped with this node's clock; resolves when applied here. Rejects with `NotLeaderError`. */
   submit(command: UnstampedKvStoreCommand): ReplicaAttempt<KvStoreResult>;
@@ -124,10 +129,18 @@ export function createRaftKvReplica(node: () => RaftNodeHandle, options: RaftKvR
   const { clock, ...machineOptions } = options;
   let machine = createKvStoreMachine(machineOptions);
   let appliedIndex = 0;
+  let restored = 0;
   const waiting = new Map<string, (r: KvStoreResult) => void>();
   let appliedWaiters: Array<{ index: number; run(): void }> = [];
   const watchers = new Set<WatchDelivery>();
   const readTime = (): number => Math.max(clock.now(), machine.logTimeMs);
+  /** Run the reads that waited for the state machine to reach their index. */
+  const wakeReaders = (): void => {
+    if (!appliedWaiters.some((w) => w.index <= appliedIndex)) return;
+    const due = appliedWaiters.filter((w) => w.index <= appliedIndex);
+    appliedWaiters = appliedWaiters.filter((w) => w.index > appliedIndex);
+    for (const w of due) w.run();
+  };
 
   const notLeader = <T>(n: RaftNodeHandle): ReplicaAttempt<T> => ({ result: Promise.reject(new NotLeaderError(n.id, n.leader())), cancel: () => undefined });
   const afterReadIndex = <T>(query: () => T): ReplicaAttempt<T> => {
@@ -159,6 +172,9 @@ export function createRaftKvReplica(node: () => RaftNodeHandle, options: RaftKvR
     get appliedIndex() {
       return appliedIndex;
     },
+    get restored() {
+      return restored;
+    },
 
     apply(entries) {
       for (const e of entries) {
@@ -174,11 +190,7 @@ export function createRaftKvReplica(node: () => RaftNodeHandle, options: RaftKvR
         waiting.get(id)?.(result);
         waiting.delete(id);
       }
-      if (appliedWaiters.some((w) => w.index <= appliedIndex)) {
-        const due = appliedWaiters.filter((w) => w.index <= appliedIndex);
-        appliedWaiters = appliedWaiters.filter((w) => w.index > appliedIndex);
-        for (const w of due) w.run();
-      }
+      wakeReaders();
     },
 
     reset() {
@@ -189,6 +201,12 @@ export function createRaftKvReplica(node: () => RaftNodeHandle, options: RaftKvR
     restoreSnapshot(bytes, index) {
       machine.restore(bytes);
       appliedIndex = index;
+      restored++;
+      // a watch cannot be told what the snapshot skipped (deletes included): it ends
+      for (const w of Array.from(watchers)) {
+        w.lose(new StoreUnavailableError('raft', `the watch of '${w.pattern}' was lost: its replica installed a snapshot at index ${index}`));
+      }
+      wakeReaders();
     },
 
     submit(command) {
@@ -218,23 +236,31 @@ export function createRaftKvReplica(node: () => RaftNodeHandle, options: RaftKvR
   };
 }
 
-/** Options of {@link startRaftKvReplica}: a Raft node's (its `onApply` is the replica's) and the state machine's. */
-export type StartRaftKvReplicaOptions = Omit<RaftNodeOptions, 'onApply'> & KvStoreMachineOptions;
+/** Options of {@link startRaftKvReplica}: a Raft node's (its `onApply` and `snapshots` are the replica's) and the state machine's. */
+export type StartRaftKvReplicaOptions = Omit<RaftNodeOptions, 'onApply' | 'snapshots'> & KvStoreMachineOptions & {
+  /** Compact the log every this many applied entries (the node's `snapshots.everyEntries`). @default 10_000 */
+  snapshotEveryEntries?: number;
+};
 
 /**
- * Start a Raft node on `system` with a KV store replica as its state machine.
+ * Start a Raft node on `system` with a KV store replica as its state machine: applied entries,
+ * log compaction and snapshot restores are wired.
  * @example
  * const replicas = names.map((n, i) => startRaftKvReplica(systems[i], { name: 'kv', voters, rng: createRng(i), storage: memoryRaftStorage() }));
  * const store = createRaftKvStore({ replicas, clock });
  */
 export function startRaftKvReplica(system: ActorSystem, options: StartRaftKvReplicaOptions): RaftKvReplica {
-  const { history, ttlMs, sessionTtlMs, ...nodeOptions } = options;
+  const { history, ttlMs, sessionTtlMs, snapshotEveryEntries, ...nodeOptions } = options;
   const started: { node?: RaftNodeHandle } = {};
   const replica = createRaftKvReplica(() => {
     if (!started.node) throw new Error('the Raft node of this KV replica has not started');
     return started.node;
   }, { clock: system.clock, history, ttlMs, sessionTtlMs });
-  started.node = startRaftNode(system, { ...nodeOptions, onApply: (entries) => replica.apply(entries) });
+  started.node = startRaftNode(system, {
+    ...nodeOptions,
+    onApply: (entries) => replica.apply(entries),
+    snapshots: { everyEntries: snapshotEveryEntries, take: () => replica.machine.snapshot(), restore: (data, index) => replica.restoreSnapshot(data, index) },
+  });
   return replica;
 }
 

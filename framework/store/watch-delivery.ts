@@ -16,6 +16,8 @@ export interface WatchDelivery extends KvWatch {
    * store may offer the same revisions again (a replica re-applying its log after a restart).
    */
   offer(entry: KvEntry): void;
+  /** End the watch because the store lost it: `onError(err)`, then as `stop()`. */
+  lose(err: Error): void;
 }
 
 /**
@@ -76,6 +78,11 @@ export function createWatchDelivery(
       stopped = true;
       queue.length = 0;
       onStop(delivery);
+    },
+    lose(err) {
+      if (stopped) return;
+      delivery.stop();
+      reportError(err);
     },
   };
   for (const entry of initial) delivery.offer(entry);

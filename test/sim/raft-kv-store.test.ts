@@ -1,6 +1,7 @@
 /**
- * Seeded simulations of the Raft KvStore under a mixed nemesis; every client history (put, create,
- * get-then-update, delete, get) is checked for linearizability. A failing seed prints the command
+ * Seeded simulations of the Raft KvStore under a mixed nemesis, compacting the log every 20
+ * entries; every client history (put, create, get-then-update, delete, get) is checked for
+ * linearizability. A failing seed prints the command
  * that replays it.
  */
 import { describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ describe('Raft KvStore, simulated', () => {
     let ops = 0;
     let okOps = 0;
     let okCas = 0;
+    let restores = 0;
     for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
       const r = await runRaftKvStoreScenario({ seed, durationMs: 2_000 });
       if (r.check.valid !== true) {
@@ -22,10 +24,12 @@ describe('Raft KvStore, simulated', () => {
       ops += r.operations.length;
       okOps += r.okOps;
       okCas += r.okCas;
+      restores += r.restores;
     }
-    console.log(`raft-kv-store: ${SEEDS} seeds, ${ops} operations checked, ${okOps} acknowledged (${okCas} compare-and-sets)`);
+    console.log(`raft-kv-store: ${SEEDS} seeds, ${ops} operations checked, ${okOps} acknowledged (${okCas} compare-and-sets), ${restores} snapshot restores`);
     // the runs made progress, not just timeouts
     expect(okOps).toBeGreaterThan(SEEDS * 10);
     expect(okCas).toBeGreaterThan(SEEDS);
+    expect(restores).toBeGreaterThan(0); // compaction every 20 entries: restarted and lagging nodes restored snapshots
   }, 600_000);
 });

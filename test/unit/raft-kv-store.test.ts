@@ -262,11 +262,13 @@ describe('raft KV store replica and options', () => {
  * A 3-node group on the simulator (nodes a, b, c) and a store over it: in-process, or remote from a
  * fourth node `client` through the KV store services. Resolves once a leader is elected.
  */
-async function simGroup(seed: number, form: 'local' | 'remote' = 'local') {
+async function simGroup(seed: number, form: 'local' | 'remote' = 'local', snapshotEveryEntries?: number) {
   const names = ['a', 'b', 'c'];
   const sim = createSimulation({ seed, nodes: form === 'remote' ? [...names, 'client'] : names, scenario: 'raft-kv-store', latencyMs: [1, 5] });
   const voters = names.map((n) => `${n}/kv`);
-  const replicas = names.map((n, i) => startRaftKvReplica(sim.system(n), { name: 'kv', voters, rng: createRng(seed * 31 + i), storage: memoryRaftStorage(), tickMs: 10 }));
+  const replicas = names.map((n, i) => startRaftKvReplica(sim.system(n), {
+    name: 'kv', voters, rng: createRng(seed * 31 + i), storage: memoryRaftStorage(), tickMs: 10, ...(snapshotEveryEntries ? { snapshotEveryEntries } : {}),
+  }));
   const TIMEOUT_MS = 1_000;
   const client = { timeoutMs: TIMEOUT_MS, attemptTimeoutMs: 200, rng: createRng(seed) };
   if (form === 'remote') names.forEach((n, i) => startRaftKvStoreService(sim.system(n), () => replicas[i]!));
@@ -363,4 +365,36 @@ describe('remote raft KV store on the simulator', () => {
     await store.close();
     await sim.shutdown();
   });
+});
+
+describe('raft KV store and log compaction', () => {
+  for (const form of ['local', 'remote'] as const) {
+    it(`${form}: a lagging replica installs a snapshot and converges; a watch it served ends with onError, the store goes on`, async () => {
+      const { sim, names, replicas, store, leader, settle } = await simGroup(31, form, 5);
+      const seen: string[] = [];
+      const errors: Error[] = [];
+      await settle(store.watch('w.>', (e) => seen.push(`${e.key}=${dec(e.value)}`), { onError: (err) => errors.push(err) }));
+      await settle(store.put('w.0', enc('0')));
+      await sim.run({ until: () => seen.length === 1, maxSteps: 100_000 });
+      const old = leader(); // it answered the watch's ReadIndex: it serves the watch
+      sim.nemesis.isolate(names[old]!);
+      for (let i = 1; i <= 12; i++) await settle(store.put(`w.${i}`, enc(String(i))));
+      sim.nemesis.heal();
+      await sim.run({ until: () => replicas[old]!.restored > 0 && replicas.every((r) => r.machine.revision === 13), maxSteps: 500_000 });
+      const snap = dec(replicas[old]!.machine.snapshot());
+      expect(replicas.map((r) => dec(r.machine.snapshot()))).toEqual([snap, snap, snap]);
+      await sim.run({ until: () => errors.length === 1, maxSteps: 100_000 });
+      expect(isStoreUnavailableError(errors[0])).toBe(true);
+      expect(errors[0]!.message).toMatch(/snapshot/);
+      expect(seen).toEqual(['w.0=0']); // nothing the snapshot skipped was made up
+      // the store itself is fine, and a new watch sees the current values
+      expect(await settle(store.keys('w.>'))).toHaveLength(13);
+      const again: string[] = [];
+      await settle(store.watch('w.12', (e) => again.push(dec(e.value))));
+      await sim.run({ until: () => again.length === 1, maxSteps: 100_000 });
+      expect(again).toEqual(['12']);
+      await store.close();
+      await sim.shutdown();
+    });
+  }
 });
