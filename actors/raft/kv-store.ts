@@ -11,7 +11,8 @@
  * - the **store** (`createRaftKvStore`), a client over the replicas of one group: it finds the
  *   leader (the replica whose node leads with the highest term), retries across leader changes
  *   with the same (client id, seq) so a write is applied at most once, and gives up with a
- *   retryable `StoreUnavailableError` once the store's `timeoutMs` has passed.
+ *   retryable `StoreUnavailableError` once the store's `timeoutMs` has passed. The remote form
+ *   (`createRemoteRaftKvStore` in `kv-store-service.ts`) is the same client on another route.
  *
  * **Consistency.** Writes are decided by the state machine in log order (compare-and-set is
  * linearizable); `get`, `keys` and the start of a `watch` go through ReadIndex on the leader, so
@@ -25,8 +26,12 @@
  * already reported expired. As everywhere, expiry is not delivered to watchers.
  *
  * **Watches** are served by the replica that answered their ReadIndex: current values (or retained
- * history) first, then every write as that replica applies it, in revision order. A watch ends
- * only by `stop()` or `close()`; if its replica's node is lost the watch goes silent.
+ * history) first, then every write as that replica applies it, in revision order. A watch ends by
+ * `stop()` or `close()`, or — told to `onError` — when its replica installs a snapshot from the
+ * leader (what it skipped is unknown); if its replica's node is lost the watch goes silent.
+ *
+ * **Log compaction.** `startRaftKvReplica` gives the node the state machine's `snapshot()` and
+ * `restore()`; a snapshot holds the whole state, client sessions and log time included.
  */
 import type { Clock, Rng } from '../../framework/clock.ts';
 import { createRng, entropySeed } from '../../framework/clock.ts';
@@ -371,7 +376,7 @@ class RaftKvStore implements KvStore {
   constructor(
     private readonly options: ResolvedRaftKvClientOptions,
     private readonly route: KvStoreRoute,
-    private readonly closed$?: () => void,
+    private readonly onClosed?: () => void,
   ) {}
 
   private get label(): string {
@@ -542,7 +547,7 @@ class RaftKvStore implements KvStore {
     if (this.closed) return;
     this.closed = true;
     for (const f of Array.from(this.onClose)) f();
-    this.closed$?.();
+    this.onClosed?.();
     for (const w of Array.from(this.watches)) w.stop();
   }
 }
