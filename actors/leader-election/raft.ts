@@ -60,7 +60,6 @@ export function raftElection(node: RaftNodeHandle, options: RaftElectionOptions 
     campaign(group, handlers: CampaignHandlers = {}) {
       if (campaigns.has(group)) throw new RangeError(`raft election: node '${node.id}' already campaigns for group '${group}'`);
       let held: number | undefined; // epoch the callbacks last announced
-      let lastDeposedAtTerm = false;
       let stopped = false;
       let timer: TimerId;
       const report = (err: unknown): void => {
@@ -72,7 +71,6 @@ export function raftElection(node: RaftNodeHandle, options: RaftElectionOptions 
         if (held === undefined) return;
         const epoch = held;
         held = undefined;
-        lastDeposedAtTerm = true;
         try { handlers.onDeposed?.({ group, candidate: node.id, epoch, reason }); } catch (err) { report(err); }
       };
       const sample = (): void => {
@@ -80,7 +78,6 @@ export function raftElection(node: RaftNodeHandle, options: RaftElectionOptions 
         if (held !== undefined && l?.epoch !== held) depose(DeposeReason.RoleChange);
         if (l && held === undefined) {
           held = l.epoch;
-          lastDeposedAtTerm = false;
           try { handlers.onElected?.({ group, candidate: node.id, epoch: l.epoch }); } catch (err) { report(err); }
         }
       };
@@ -101,7 +98,8 @@ export function raftElection(node: RaftNodeHandle, options: RaftElectionOptions 
           if (stopped) return ElectionState.Resigned;
           const role = node.role();
           if (role === 'leader') return ElectionState.Leader;
-          if (held !== undefined || lastDeposedAtTerm) return ElectionState.Deposed;
+          // left the leader role; `onDeposed` comes with the next sample
+          if (held !== undefined) return ElectionState.Deposed;
           return role === 'follower' ? ElectionState.Follower : ElectionState.Candidate;
         },
         isLeader: () => leadership() !== undefined,
