@@ -1,13 +1,14 @@
 /**
  * Leader election over a lease, on a simulated clock: election, renewal, resignation, a crashed or
- * cut-off leader replaced within TTL + renew interval + margin, store outages, option checks.
+ * cut-off leader replaced within TTL + renew interval + margin, a paused leader waking up deposed
+ * (and fenced out), store outages, option checks.
  * The suite runs against every store in STORES — adding a store (e.g. the Raft-backed KvStore) is
  * one more entry there.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { leaseElection, type LeaseCampaign, type LeaseElectionOptions } from '../../actors/leader-election/lease.ts';
 import type { Deposal, Leadership } from '../../actors/leader-election/election.ts';
-import { simulatedClock, type ManualClock } from '../../framework/clock.ts';
+import { simulatedClock, type Clock, type ManualClock } from '../../framework/clock.ts';
 import { NotLeaderError, StoreUnavailableError } from '../../framework/errors.ts';
 import { createMemoryKvStore } from '../../framework/store/memory.ts';
 import type { KvStore } from '../../framework/store/store.ts';
@@ -72,6 +73,38 @@ function cuttable(store: KvStore): { store: KvStore; cut(): void } {
       close: () => store.close(),
     },
   };
+}
+
+/**
+ * A candidate's process that can be frozen: while paused its timers and the answers to its store
+ * calls are held (they all arrive when it resumes), as with SIGSTOP or a long GC pause.
+ */
+function pausable(base: ManualClock, store: KvStore) {
+  let paused = false;
+  const held: Array<() => void> = [];
+  const run = (fn: () => void): void => { if (paused) held.push(fn); else fn(); };
+  const clock: Clock = {
+    now: () => base.now(),
+    setTimeout: (fn, ms) => {
+      const h = { cancelled: false, inner: undefined as unknown };
+      h.inner = base.setTimeout(() => run(() => { if (!h.cancelled) fn(); }), ms);
+      return h;
+    },
+    clearTimeout: (id) => { const h = id as { cancelled: boolean; inner: unknown } | undefined; if (h) { h.cancelled = true; base.clearTimeout(h.inner); } },
+  };
+  const gate = <T>(p: Promise<T>): Promise<T> => new Promise<T>((res, rej) => p.then((v) => run(() => res(v)), (e: unknown) => run(() => rej(e as Error))));
+  const linked: KvStore = {
+    kind: store.kind,
+    get: (k) => gate(store.get(k)),
+    create: (k, v, o) => gate(store.create(k, v, o)),
+    update: (k, v, r) => gate(store.update(k, v, r)),
+    put: (k, v) => gate(store.put(k, v)),
+    delete: (k, o) => gate(store.delete(k, o)),
+    keys: (p) => gate(store.keys(p)),
+    watch: (p, on, o) => gate(store.watch(p, (e) => run(() => on(e)), o)),
+    close: async () => undefined,
+  };
+  return { clock, store: linked, pause: () => { paused = true; }, resume: () => { paused = false; for (const fn of held.splice(0)) fn(); } };
 }
 
 interface Candidate {
@@ -206,6 +239,52 @@ describe.each(STORES)('leader election over a lease ($name store)', ({ open }) =
     store.setAvailable(true);
     await advanceUntil(clock, () => leaders().length === 1, 2 * TTL + RENEW + MARGIN);
     expect(elected.at(-1)!.epoch).toBeGreaterThan(elected[0]!.epoch);
+  });
+
+  it('a leader paused past its lease learns it is deposed before acting when it wakes; acting anyway, a fenced resource rejects it', async () => {
+    const clock = simulatedClock(1_000_000);
+    opened = await open(clock);
+    let highest = 0;
+    const fenced = (epoch: number): boolean => { if (epoch < highest) return false; highest = epoch; return true; };
+    const log: string[] = [];
+    const procs = ['a', 'b'].map((name) => {
+      const proc = pausable(clock, opened!.store);
+      const c = leaseElection({ store: proc.store, candidate: name, clock: proc.clock, ttlMs: TTL, renewIntervalMs: RENEW, safetyMarginMs: MARGIN }).campaign('orders', {
+        onDeposed: (d) => log.push(`${name} deposed ${d.reason}`),
+      });
+      // the application's work loop on the process's own timers: act only when isLeader()
+      const work = (): void => {
+        const l = c.leadership();
+        log.push(`${name} tick ${l ? `acts ${l.epoch}` : 'idle'}`);
+        if (l) expect(fenced(l.epoch)).toBe(true);
+        proc.clock.setTimeout(work, 50);
+      };
+      proc.clock.setTimeout(work, 50);
+      return { name, proc, c };
+    });
+    await advanceUntil(clock, () => procs.some((p) => p.c.isLeader()), 100);
+    await advance(clock, 300);
+    const old = procs.find((p) => p.c.isLeader())!;
+    const other = procs.find((p) => p !== old)!;
+    const oldEpoch = old.c.leadership()!.epoch;
+    old.proc.pause();
+    const waited = await advanceUntil(clock, () => other.c.isLeader(), 3 * TTL);
+    expect(waited).toBeLessThanOrEqual(TTL + RENEW + MARGIN);
+    await advance(clock, 2 * TTL);
+    expect(old.c.state).toBe('leader'); // frozen: its chart has not moved
+    expect(old.c.isLeader()).toBe(false); // but its own clock says the lease is over
+    log.length = 0;
+    old.proc.resume();
+    await flush();
+    // its first tick after waking (held timers run in the order they fell due) does not act
+    const firstTick = log.find((l) => l.startsWith(`${old.name} tick`));
+    expect(firstTick).toBe(`${old.name} tick idle`);
+    expect(log).toContain(`${old.name} deposed lease-expired`);
+    expect(log.filter((l) => l.startsWith(`${old.name} tick acts`))).toEqual([]);
+    expect(fenced(oldEpoch)).toBe(false); // acting anyway with the old epoch
+    expect(other.c.isLeader()).toBe(true);
+    await other.c.resign();
+    await old.c.resign();
   });
 
   it('a renew that loses its compare-and-set deposes the leader at once', async () => {
