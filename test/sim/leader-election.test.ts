@@ -139,13 +139,15 @@ describe('Raft election on the simulator', () => {
       campaigns.set(n, raftElection(node, { clock: system.clock, successors: voters }).campaign('jobs', {
         onElected: (l) => {
           if (elected.some((e) => e.epoch === l.epoch)) violations.push(`two leaders with epoch ${l.epoch}`);
-          if (elected.some((e) => e.epoch > l.epoch)) violations.push(`epoch ${l.epoch} after a larger one`);
+          // Across nodes the callbacks may come in another order than the terms (a paused node
+          // announces late); on one node, epochs only grow.
+          if (elected.some((e) => e.candidate === l.candidate && e.epoch > l.epoch)) violations.push(`${l.candidate}: epoch ${l.epoch} after a larger one`);
           elected.push({ ...l, atMs: sim.now() });
         },
         onDeposed: (d) => deposed.push(d),
       }));
     }
-    sim.addInvariant('one leader per epoch, epochs increasing', () => violations[0]);
+    sim.addInvariant('one leader per epoch, epochs increasing per node', () => violations[0]);
     const leaders = (): string[] => names.filter((n) => sim.nodes.get(n)!.status === 'up' && campaigns.get(n)!.isLeader());
     return { sim, names, nodes, campaigns, elected, deposed, leaders, violations };
   }
@@ -183,7 +185,7 @@ describe('Raft election on the simulator', () => {
     await sim.shutdown();
   });
 
-  it('resign hands leadership over; many seeds with crashes and partitions keep one leader per epoch', async () => {
+  it('10 seeds with partitions, a majorities ring, pauses and loss keep one leader per epoch; resign hands leadership over', async () => {
     for (let seed = 1; seed <= 10; seed++) {
       const { sim, campaigns, elected, leaders } = await raftGroup(seed);
       sim.nemesis.randomSchedule(createRng(seed), { durationMs: 3_000, faults: ['partition', 'isolate', 'pause', 'drop', 'majoritiesRing'], gapMs: [100, 400], faultMs: [200, 1_000] });
