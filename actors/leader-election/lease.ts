@@ -216,8 +216,20 @@ function startCampaign(o: ResolvedLeaseOptions, group: string, handlers: Campaig
       },
       renew: ({ context, self }) => {
         const { op, revision, epoch } = context;
-        const sentAtMs = clock.now();
-        call(() => store.update(key, encode({ candidate, epoch: epoch! }), revision!)).then(
+        const value = encode({ candidate, epoch: epoch! });
+        let sentAtMs = clock.now();
+        call(() => store.update(key, value, revision!)).catch(async (err: unknown) => {
+          if (!(err instanceof KvConflictError)) throw err;
+          // An earlier renew that "failed" (timed out) may have been applied after all, moving the
+          // revision. If the key still carries OUR epoch — written only by us, since only our create
+          // got that revision — retry the compare-and-set at its revision. The `get` only supplies
+          // a revision to try; the update decides, and the lease runs from when IT was sent.
+          const current = await store.get(key);
+          const v = current ? decode(current.value) : undefined;
+          if (!current || v?.candidate !== candidate || v.epoch !== epoch) throw err;
+          sentAtMs = clock.now();
+          return store.update(key, value, current.revision);
+        }).then(
           (next) => self.send({ type: 'RENEWED', op, revision: next, sentAtMs, nowMs: clock.now() }),
           (err: unknown) => {
             const type = err instanceof KvConflictError ? 'RENEW_CONFLICT' : 'RENEW_FAILED';
