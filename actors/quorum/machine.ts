@@ -1,0 +1,270 @@
+/**
+ * The quorum coordinator's state chart: one request (a write or a read) to a replica group.
+ * Pure — it reaches replicas only through the invoked `quorum.scatter` actor, which the host
+ * provides (`provide({ actors: { 'quorum.scatter': … } })`); a test can provide its own.
+ *
+ *   gathering ──W acks / R replies──▶ done (write)  │  resolving (read)
+ *       │ a quorum can no longer be met                 │ the resolved versions are on fewer than
+ *       ├──sloppy, a write──▶ standingIn ──W acks──▶ done │ N−R+1 replicas
+ *       └──────────────────────────────────────▶ failed  ▼
+ *                                                     repairing ──N−R+1 holders──▶ done
+ *                                                         └──cannot reach them──▶ failed
+ *
+ * A request ends in `done` only when its quorum was met: a write when `needed` replicas
+ * acknowledged it, a read when `needed` replicas answered *and* the versions it returns are held
+ * by at least `repairNeeded` replicas (blocking read repair: a later quorum read cannot miss them).
+ * Otherwise it ends in `failed` — never a partial success.
+ */
+import { assign, fromCallback, setup } from 'xstate';
+import type { MessageObject } from '../../framework/codec/messages.ts';
+import type { QuorumFetch, QuorumStore } from './quorum.pb.ts';
+import { covers, mergeItems, type Item } from './versions.ts';
+
+/** One request of a scatter: a message to one replica. */
+export interface ScatterRequest {
+  readonly to: string;
+  readonly message: QuorumStore | QuorumFetch;
+}
+
+/** Input of the `quorum.scatter` actor: send every request, report each outcome as it comes. */
+export interface ScatterInput {
+  readonly requests: readonly ScatterRequest[];
+  readonly timeoutMs: number;
+}
+
+/** What `quorum.scatter` sends back to the coordinator, one per request. */
+export type ScatterEvent =
+  | { readonly type: 'quorum.reply'; readonly replica: string; readonly message: MessageObject }
+  | { readonly type: 'quorum.noReply'; readonly replica: string; readonly error: string };
+
+/**
+ * Placeholder for `quorum.scatter`, so the machine type-checks and runs alone; the group provides
+ * the real one (asks through the actor system).
+ */
+export const scatterLogic = fromCallback<ScatterEvent, ScatterInput>(() => {
+  throw new Error("'quorum.scatter' is provided by the quorum group (or by a test)");
+});
+
+/** Which phase a request failed in. */
+export type QuorumPhase = 'write' | 'read' | 'repair';
+
+/** Input of one coordinator run. */
+export interface CoordinatorInput {
+  readonly op: 'write' | 'read';
+  readonly key: string;
+  /** The versions to write (writes only). */
+  readonly items: readonly Item[];
+  /** Addresses of the home replicas (N of them). */
+  readonly replicas: readonly string[];
+  /** Addresses of stand-ins for a sloppy quorum ([] — a strict quorum). */
+  readonly standIns: readonly string[];
+  /** W for a write, R for a read. */
+  readonly needed: number;
+  /** Replicas that must hold a read's versions before it returns: N − R + 1. */
+  readonly repairNeeded: number;
+  /** How long each replica has to answer, per phase. */
+  readonly timeoutMs: number;
+}
+
+/** How a coordinator run ended (its machine's `output`). */
+export type CoordinatorOutput =
+  | {
+    readonly outcome: 'ok';
+    /** Replicas that acknowledged the write (stand-ins included) or answered the read. */
+    readonly acks: number;
+    /** Stand-ins that acknowledged a hinted write. */
+    readonly hinted: number;
+    /** Reads: the resolved versions (siblings, latest last); writes: the versions written. */
+    readonly items: readonly Item[];
+    /** Reads: replicas repaired before returning. */
+    readonly repaired: number;
+  }
+  | {
+    readonly outcome: 'unreachable';
+    readonly phase: QuorumPhase;
+    readonly acks: number;
+    readonly needed: number;
+    /** Why each replica that failed did not count, e.g. `n2/replica: ask timed out`. */
+    readonly failures: readonly string[];
+  };
+
+interface CoordinatorContext extends CoordinatorInput {
+  phase: QuorumPhase;
+  /** Acknowledgements counted toward `needed` (write/read) or holders (repair). */
+  acks: number;
+  hinted: number;
+  /** Requests of the current phase not answered yet. */
+  outstanding: number;
+  /** Home replicas that answered the current phase. */
+  answered: string[];
+  /** Home replicas that did not (write/read phase). */
+  failed: string[];
+  failures: string[];
+  /** Reads: what each responder holds. */
+  fetched: Array<{ replica: string; items: readonly Item[] }>;
+  resolved: readonly Item[];
+  repaired: number;
+  /** Set on entering `done`. */
+  succeeded: boolean;
+}
+
+type Ctx = { context: CoordinatorContext };
+
+const storeTo = (to: string, c: CoordinatorInput, items: readonly Item[], hintFor = ''): ScatterRequest =>
+  ({ to, message: { type: 'QuorumStore', key: c.key, items: [...items], hintFor } });
+
+/** The target count of the current phase. */
+const target = (c: CoordinatorContext): number => (c.phase === 'repair' ? c.repairNeeded : c.needed);
+
+export const coordinatorMachine = setup({
+  types: {
+    context: {} as CoordinatorContext,
+    events: {} as ScatterEvent,
+    input: {} as CoordinatorInput,
+    output: {} as CoordinatorOutput,
+  },
+  actors: { 'quorum.scatter': scatterLogic },
+  actions: {
+    recordReply: assign(({ context, event }) => {
+      const e = event as Extract<ScatterEvent, { type: 'quorum.reply' }>;
+      const fromStandIn = !context.replicas.includes(e.replica);
+      const fetched = e.message.type === 'QuorumFetched'
+        ? [...context.fetched, { replica: e.replica, items: (e.message as unknown as { items: Item[] }).items }]
+        : context.fetched;
+      return {
+        acks: context.acks + 1,
+        hinted: context.hinted + (fromStandIn ? 1 : 0),
+        outstanding: context.outstanding - 1,
+        answered: fromStandIn ? context.answered : [...context.answered, e.replica],
+        repaired: context.repaired + (context.phase === 'repair' ? 1 : 0),
+        fetched,
+      };
+    }),
+    recordNoReply: assign(({ context, event }) => {
+      const e = event as Extract<ScatterEvent, { type: 'quorum.noReply' }>;
+      const home = context.replicas.includes(e.replica) && context.phase !== 'repair';
+      return {
+        outstanding: context.outstanding - 1,
+        failed: home ? [...context.failed, e.replica] : context.failed,
+        failures: [...context.failures, `${e.replica}: ${e.error}`],
+      };
+    }),
+    resolve: assign(({ context }) => {
+      let resolved: readonly Item[] = [];
+      for (const f of context.fetched) resolved = mergeItems(resolved, f.items);
+      const holders = context.fetched.filter((f) => covers(f.items, resolved)).length;
+      return { resolved, acks: holders };
+    }),
+  },
+  guards: {
+    met: ({ context }: Ctx) => context.acks >= target(context),
+    lost: ({ context }: Ctx) => context.acks + context.outstanding < target(context),
+    canStandIn: ({ context }: Ctx) => context.op === 'write' && context.standIns.length > 0 && context.failed.length > 0,
+    isWrite: ({ context }: Ctx) => context.op === 'write',
+    nothingToRepair: ({ context }: Ctx) => context.resolved.length === 0 || context.acks >= context.repairNeeded,
+  },
+}).createMachine({
+  id: 'quorumCoordinator',
+  context: ({ input }) => ({
+    ...input, phase: input.op, acks: 0, hinted: 0, outstanding: input.replicas.length, answered: [], failed: [], failures: [],
+    fetched: [], resolved: [], repaired: 0, succeeded: false,
+  }),
+  initial: 'gathering',
+  states: {
+    /** Scatter to every home replica; gather until `needed` answered or that can no longer happen. */
+    gathering: {
+      invoke: {
+        src: 'quorum.scatter',
+        input: ({ context }) => ({
+          timeoutMs: context.timeoutMs,
+          requests: context.replicas.map((to) => (context.op === 'write'
+            ? storeTo(to, context, context.items)
+            : { to, message: { type: 'QuorumFetch' as const, key: context.key } })),
+        }),
+      },
+      on: {
+        'quorum.reply': { actions: 'recordReply' },
+        'quorum.noReply': { actions: 'recordNoReply' },
+      },
+      always: [
+        { guard: 'met', target: 'deciding' },
+        { guard: 'lost', target: 'standingInOrFailing' },
+      ],
+    },
+    deciding: {
+      always: [
+        { guard: 'isWrite', target: 'done' },
+        { target: 'resolving' },
+      ],
+    },
+    standingInOrFailing: {
+      always: [
+        { guard: 'canStandIn', target: 'standingIn' },
+        { target: 'failed' },
+      ],
+    },
+    /** Sloppy quorum: hinted writes to stand-ins, one for each home replica that failed. */
+    standingIn: {
+      entry: assign(({ context }) => ({ outstanding: Math.min(context.failed.length, context.standIns.length) })),
+      invoke: {
+        src: 'quorum.scatter',
+        input: ({ context }) => ({
+          timeoutMs: context.timeoutMs,
+          requests: context.failed.slice(0, context.standIns.length).map((home, i) => storeTo(context.standIns[i]!, context, context.items, home)),
+        }),
+      },
+      on: {
+        'quorum.reply': { actions: 'recordReply' },
+        'quorum.noReply': { actions: 'recordNoReply' },
+      },
+      always: [
+        { guard: 'met', target: 'done' },
+        { guard: 'lost', target: 'failed' },
+      ],
+    },
+    /** Merge what the responders hold; count those that already hold all of it. */
+    resolving: {
+      entry: 'resolve',
+      always: [
+        { guard: 'nothingToRepair', target: 'done' },
+        { target: 'repairing' },
+      ],
+    },
+    /** Blocking read repair: write the resolved versions until N − R + 1 replicas hold them. */
+    repairing: {
+      entry: assign(({ context }) => {
+        const holders = new Set(context.fetched.filter((f) => covers(f.items, context.resolved)).map((f) => f.replica));
+        return { phase: 'repair' as const, outstanding: context.replicas.filter((r) => !holders.has(r)).length };
+      }),
+      invoke: {
+        src: 'quorum.scatter',
+        input: ({ context }) => {
+          const holders = new Set(context.fetched.filter((f) => covers(f.items, context.resolved)).map((f) => f.replica));
+          return {
+            timeoutMs: context.timeoutMs,
+            requests: context.replicas.filter((r) => !holders.has(r)).map((to) => storeTo(to, context, context.resolved)),
+          };
+        },
+      },
+      on: {
+        'quorum.reply': { actions: 'recordReply' },
+        'quorum.noReply': { actions: 'recordNoReply' },
+      },
+      always: [
+        { guard: 'met', target: 'done' },
+        { guard: 'lost', target: 'failed' },
+      ],
+    },
+    done: { type: 'final', entry: assign({ succeeded: true }) },
+    failed: { type: 'final' },
+  },
+  output: ({ context }): CoordinatorOutput => {
+    if (context.succeeded) {
+      return {
+        outcome: 'ok', acks: context.op === 'read' ? context.fetched.length : context.acks, hinted: context.hinted,
+        items: context.op === 'write' ? context.items : context.resolved, repaired: context.repaired,
+      };
+    }
+    return { outcome: 'unreachable', phase: context.phase, acks: context.acks, needed: target(context), failures: context.failures };
+  },
+});
