@@ -247,3 +247,6 @@ function readResult(items: readonly Item[], acks: number, repaired: number, obse
 }
 
 export { compareVersions };
+
+/** The group's message set: pass it as `createSystem({ messages: [quorumMessages] })` on a client-only node. */
+export { messages as quorumMessages } from './quorum.pb.ts';
