@@ -3,19 +3,23 @@
  * Pure — it reaches replicas only through the invoked `quorum.scatter` actor, which the host
  * provides (`provide({ actors: { 'quorum.scatter': … } })`); a test can provide its own.
  *
- *   gathering ──W acks / R replies──▶ done (write)  │  resolving (read)
- *       │ a quorum can no longer be met                 │ the resolved versions are on fewer than
- *       ├──sloppy, a write──▶ standingIn ──W acks──▶ done │ N−R+1 replicas
- *       └──────────────────────────────────────▶ failed  ▼
- *                                                     repairing ──N−R+1 holders──▶ done
- *                                                         └──cannot reach them──▶ failed
+ *   gathering ──W acks (a write)────────────────────────────────────────────▶ done
+ *       │  └──R replies (a read)──▶ resolving ──already on N−R+1 replicas──▶ done
+ *       │                              │ on fewer
+ *       │                              ▼
+ *       │                          repairing ──N−R+1 replicas hold it──▶ done
+ *       │                              └──they cannot be reached──▶ failed
+ *       │ a quorum can no longer be met
+ *       ├──sloppy, a write──▶ standingIn ──W acks, stand-ins counted──▶ done
+ *       │                        └──still short──▶ failed
+ *       └──────────────────────────────────────▶ failed
  *
  * A request ends in `done` only when its quorum was met: a write when `needed` replicas
  * acknowledged it, a read when `needed` replicas answered *and* the versions it returns are held
  * by at least `repairNeeded` replicas (blocking read repair: a later quorum read cannot miss them).
  * Otherwise it ends in `failed` — never a partial success.
  */
-import { assign, fromCallback, setup } from 'xstate';
+import { and, assign, fromCallback, setup } from 'xstate';
 import type { MessageObject } from '../../framework/codec/messages.ts';
 import type { QuorumFetch, QuorumStore } from './quorum.pb.ts';
 import { covers, mergeItems, type Item } from './versions.ts';
@@ -157,10 +161,11 @@ export const coordinatorMachine = setup({
     }),
   },
   guards: {
-    met: ({ context }: Ctx) => context.acks >= target(context),
-    lost: ({ context }: Ctx) => context.acks + context.outstanding < target(context),
-    canStandIn: ({ context }: Ctx) => context.op === 'write' && context.standIns.length > 0 && context.failed.length > 0,
-    isWrite: ({ context }: Ctx) => context.op === 'write',
+    // decisions are taken on the answer that settles them (each request yields exactly one answer)
+    metByThis: ({ context }: Ctx) => context.acks + 1 >= target(context),
+    writeMetByThis: ({ context }: Ctx) => context.op === 'write' && context.acks + 1 >= context.needed,
+    lostByThis: ({ context }: Ctx) => context.acks + context.outstanding - 1 < target(context),
+    mayStandIn: ({ context }: Ctx) => context.op === 'write' && context.standIns.length > 0,
     nothingToRepair: ({ context }: Ctx) => context.resolved.length === 0 || context.acks >= context.repairNeeded,
   },
 }).createMachine({
@@ -183,25 +188,17 @@ export const coordinatorMachine = setup({
         }),
       },
       on: {
-        'quorum.reply': { actions: 'recordReply' },
-        'quorum.noReply': { actions: 'recordNoReply' },
+        'quorum.reply': [
+          { guard: 'writeMetByThis', target: 'done', actions: 'recordReply' },
+          { guard: 'metByThis', target: 'resolving', actions: 'recordReply' },
+          { actions: 'recordReply' },
+        ],
+        'quorum.noReply': [
+          { guard: and(['lostByThis', 'mayStandIn']), target: 'standingIn', actions: 'recordNoReply' },
+          { guard: 'lostByThis', target: 'failed', actions: 'recordNoReply' },
+          { actions: 'recordNoReply' },
+        ],
       },
-      always: [
-        { guard: 'met', target: 'deciding' },
-        { guard: 'lost', target: 'standingInOrFailing' },
-      ],
-    },
-    deciding: {
-      always: [
-        { guard: 'isWrite', target: 'done' },
-        { target: 'resolving' },
-      ],
-    },
-    standingInOrFailing: {
-      always: [
-        { guard: 'canStandIn', target: 'standingIn' },
-        { target: 'failed' },
-      ],
     },
     /** Sloppy quorum: hinted writes to stand-ins, one for each home replica that failed. */
     standingIn: {
@@ -214,13 +211,16 @@ export const coordinatorMachine = setup({
         }),
       },
       on: {
-        'quorum.reply': { actions: 'recordReply' },
-        'quorum.noReply': { actions: 'recordNoReply' },
+        'quorum.reply': [
+          { guard: 'metByThis', target: 'done', actions: 'recordReply' },
+          { guard: 'lostByThis', target: 'failed', actions: 'recordReply' },
+          { actions: 'recordReply' },
+        ],
+        'quorum.noReply': [
+          { guard: 'lostByThis', target: 'failed', actions: 'recordNoReply' },
+          { actions: 'recordNoReply' },
+        ],
       },
-      always: [
-        { guard: 'met', target: 'done' },
-        { guard: 'lost', target: 'failed' },
-      ],
     },
     /** Merge what the responders hold; count those that already hold all of it. */
     resolving: {
@@ -247,13 +247,15 @@ export const coordinatorMachine = setup({
         },
       },
       on: {
-        'quorum.reply': { actions: 'recordReply' },
-        'quorum.noReply': { actions: 'recordNoReply' },
+        'quorum.reply': [
+          { guard: 'metByThis', target: 'done', actions: 'recordReply' },
+          { actions: 'recordReply' },
+        ],
+        'quorum.noReply': [
+          { guard: 'lostByThis', target: 'failed', actions: 'recordNoReply' },
+          { actions: 'recordNoReply' },
+        ],
       },
-      always: [
-        { guard: 'met', target: 'done' },
-        { guard: 'lost', target: 'failed' },
-      ],
     },
     done: { type: 'final', entry: assign({ succeeded: true }) },
     failed: { type: 'final' },

@@ -166,17 +166,15 @@ export function createQuorumGroup(system: ActorSystem, options: QuorumGroupOptio
   let counter = 0;
 
   const scatter = fromCallback<ScatterEvent, ScatterInput>(({ input, sendBack }) => {
-    const controller = new AbortController();
+    // stragglers of a decided phase are not waited for (their messages were sent all the same)
+    let decided = false;
     for (const req of input.requests) {
-      system.ask(req.to, req.message, { timeoutMs: input.timeoutMs, signal: controller.signal }).then(
-        (message) => sendBack({ type: 'quorum.reply', replica: req.to, message }),
-        (err: unknown) => {
-          if (!controller.signal.aborted) sendBack({ type: 'quorum.noReply', replica: req.to, error: err instanceof Error ? err.message : String(err) });
-        },
+      system.ask(req.to, req.message, { timeoutMs: input.timeoutMs }).then(
+        (message) => { if (!decided) sendBack({ type: 'quorum.reply', replica: req.to, message }); },
+        (err: unknown) => { if (!decided) sendBack({ type: 'quorum.noReply', replica: req.to, error: err instanceof Error ? err.message : String(err) }); },
       );
     }
-    // stragglers of a decided phase are not waited for; their messages were sent all the same
-    return () => controller.abort();
+    return () => { decided = true; };
   });
   const machine = coordinatorMachine.provide({ actors: { 'quorum.scatter': scatter } });
 

@@ -4,10 +4,12 @@
  * meant for an unreachable replica — apart from its own data, and hands them off to that replica
  * once it answers again:
  *
- *   store    ── QuorumStore / QuorumFetch, always (replies QuorumStored / QuorumFetched)
- *   handoff  idle ──hint held──▶ waiting ──after handoffIntervalMs──▶ handingOff ──acked──▶ idle
- *                                   ▲                                      │
- *                                   └────────── not acked (retry later) ───┘
+ *   QuorumStore / QuorumFetch are answered in every state (QuorumStored / QuorumFetched); the
+ *   states are the hinted-handoff cycle:
+ *
+ *   idle ──hint stored──▶ waiting ──after handoffIntervalMs──▶ handingOff ──acked, none left──▶ idle
+ *                            ▲                                   │  ▲   │
+ *                            └──────── not acked (retry later) ──┘  └───┘ acked, more hints
  */
 import { assign, setup } from 'xstate';
 import { defineActor, hostActors, reply } from '../../framework/actor.ts';
@@ -61,6 +63,7 @@ export const quorumReplicaMachine = setup({
   },
   actors: { ...hostActors },
   actions: {
+    stored: reply(({ event }) => ({ type: 'QuorumStored', key: (event as QuorumStore).key })),
     store: assign({
       // the map is updated in place: copying a large store on every write would cost O(keys)
       data: ({ context, event }) => {
@@ -92,57 +95,53 @@ export const quorumReplicaMachine = setup({
   },
   guards: {
     isHint,
-    holdsHints: ({ context }) => context.hints.length > 0,
-    moreHints: ({ context }) => context.hints.length > 1,
+    /** Hints are left once the one in flight is dropped (or it gained versions meanwhile). */
+    hintsRemain: ({ context }) => context.hints.some((h) => h !== context.inFlight),
   },
   delays: {
     handoffInterval: ({ context }) => context.handoffIntervalMs,
   },
 }).createMachine({
   id: 'quorumReplica',
-  type: 'parallel',
   context: ({ input }) => ({
     data: new Map(), hints: [], inFlight: undefined, handedOff: 0,
     handoffIntervalMs: input?.handoffIntervalMs ?? DEFAULT_HANDOFF_INTERVAL_MS,
     handoffTimeoutMs: input?.handoffTimeoutMs ?? DEFAULT_HANDOFF_TIMEOUT_MS,
   }),
-  states: {
-    store: {
-      on: {
-        QuorumStore: [
-          { guard: 'isHint', actions: ['storeHint', reply(({ event }) => ({ type: 'QuorumStored', key: event.key }))] },
-          { actions: ['store', reply(({ event }) => ({ type: 'QuorumStored', key: event.key }))] },
-        ],
-        QuorumFetch: {
-          actions: reply(({ context, event }) => ({ type: 'QuorumFetched', key: event.key, items: [...(context.data.get(event.key) ?? [])] })),
-        },
-      },
+  // stores and fetches are served in every state; the states are the hinted-handoff cycle
+  on: {
+    QuorumStore: [
+      { guard: 'isHint', actions: ['storeHint', 'stored'] },
+      { actions: ['store', 'stored'] },
+    ],
+    QuorumFetch: {
+      actions: reply(({ context, event }) => ({ type: 'QuorumFetched', key: event.key, items: [...(context.data.get(event.key) ?? [])] })),
     },
-    handoff: {
-      initial: 'idle',
-      states: {
-        idle: { always: { guard: 'holdsHints', target: 'waiting' } },
-        waiting: { after: { handoffInterval: 'handingOff' } },
-        handingOff: {
-          entry: assign({ inFlight: ({ context }) => context.hints[0] }),
-          invoke: {
-            src: 'troupe.ask',
-            input: ({ context }) => ({
-              to: context.inFlight!.target,
-              message: { type: 'QuorumStore', key: context.inFlight!.key, items: [...context.inFlight!.items], hintFor: '' },
-              timeoutMs: context.handoffTimeoutMs,
-            }),
-            // the target answers again: hand the next hint off at once
-            onDone: [
-              { guard: 'moreHints', target: 'handingOff', reenter: true, actions: 'handedOff' },
-              { target: 'idle', actions: 'handedOff' },
-            ],
-            onError: {
-              target: 'waiting',
-              // the next attempt tries another target first: one unreachable replica blocks no other
-              actions: assign(({ context }) => ({ hints: [...context.hints.slice(1), context.hints[0]!], inFlight: undefined })),
-            },
-          },
+  },
+  initial: 'idle',
+  states: {
+    idle: {
+      on: { QuorumStore: [{ guard: 'isHint', target: 'waiting', actions: ['storeHint', 'stored'] }, { actions: ['store', 'stored'] }] },
+    },
+    waiting: { after: { handoffInterval: 'handingOff' } },
+    handingOff: {
+      entry: assign({ inFlight: ({ context }) => context.hints[0] }),
+      invoke: {
+        src: 'troupe.ask',
+        input: ({ context }) => ({
+          to: context.inFlight!.target,
+          message: { type: 'QuorumStore', key: context.inFlight!.key, items: [...context.inFlight!.items], hintFor: '' },
+          timeoutMs: context.handoffTimeoutMs,
+        }),
+        // the target answers again: hand the next hint off at once
+        onDone: [
+          { guard: 'hintsRemain', target: 'handingOff', reenter: true, actions: 'handedOff' },
+          { target: 'idle', actions: 'handedOff' },
+        ],
+        onError: {
+          target: 'waiting',
+          // the next attempt tries another target first: one unreachable replica blocks no other
+          actions: assign(({ context }) => ({ hints: [...context.hints.slice(1), context.hints[0]!], inFlight: undefined })),
         },
       },
     },
