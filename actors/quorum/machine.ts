@@ -1,7 +1,9 @@
 /**
  * The quorum coordinator's state chart: one request (a write or a read) to a replica group.
- * Pure — it reaches replicas only through the invoked `quorum.scatter` actor, which the host
- * provides (`provide({ actors: { 'quorum.scatter': … } })`); a test can provide its own.
+ * Pure — it reaches replicas only by emitting a `quorum.scatter` effect at the start of each phase;
+ * the host (the group, or a test) sends every request and feeds each outcome back as a
+ * `quorum.reply` / `quorum.noReply` event tagged with the phase's `round` (answers of an earlier
+ * phase are ignored).
  *
  *   gathering ──W acks (a write)────────────────────────────────────────────▶ done
  *       │  └──R replies (a read)──▶ resolving ──already on N−R+1 replicas──▶ done
@@ -19,7 +21,7 @@
  * by at least `repairNeeded` replicas (blocking read repair: a later quorum read cannot miss them).
  * Otherwise it ends in `failed` — never a partial success.
  */
-import { and, assign, fromCallback, setup } from 'xstate';
+import { and, assign, emit, setup } from 'xstate';
 import type { MessageObject } from '../../framework/codec/messages.ts';
 import type { QuorumFetch, QuorumStore } from './quorum.pb.ts';
 import { covers, mergeItems, type Item } from './versions.ts';
@@ -30,24 +32,18 @@ export interface ScatterRequest {
   readonly message: QuorumStore | QuorumFetch;
 }
 
-/** Input of the `quorum.scatter` actor: send every request, report each outcome as it comes. */
-export interface ScatterInput {
+/** The effect a phase starts with: send every request, report each outcome as an event of `round`. */
+export interface ScatterEffect {
+  readonly type: 'quorum.scatter';
+  readonly round: number;
   readonly requests: readonly ScatterRequest[];
   readonly timeoutMs: number;
 }
 
-/** What `quorum.scatter` sends back to the coordinator, one per request. */
+/** What the host sends back, exactly one per request. */
 export type ScatterEvent =
-  | { readonly type: 'quorum.reply'; readonly replica: string; readonly message: MessageObject }
-  | { readonly type: 'quorum.noReply'; readonly replica: string; readonly error: string };
-
-/**
- * Placeholder for `quorum.scatter`, so the machine type-checks and runs alone; the group provides
- * the real one (asks through the actor system).
- */
-export const scatterLogic = fromCallback<ScatterEvent, ScatterInput>(() => {
-  throw new Error("'quorum.scatter' is provided by the quorum group (or by a test)");
-});
+  | { readonly type: 'quorum.reply'; readonly round: number; readonly replica: string; readonly message: MessageObject }
+  | { readonly type: 'quorum.noReply'; readonly round: number; readonly replica: string; readonly error: string };
 
 /** Which phase a request failed in. */
 export type QuorumPhase = 'write' | 'read' | 'repair';
@@ -94,6 +90,8 @@ export type CoordinatorOutput =
 
 interface CoordinatorContext extends CoordinatorInput {
   phase: QuorumPhase;
+  /** The current phase's number: answers carry it. */
+  round: number;
   /** Acknowledgements counted toward `needed` (write/read) or holders (repair). */
   acks: number;
   hinted: number;
@@ -126,9 +124,10 @@ export const coordinatorMachine = setup({
     events: {} as ScatterEvent,
     input: {} as CoordinatorInput,
     output: {} as CoordinatorOutput,
+    emitted: {} as ScatterEffect,
   },
-  actors: { 'quorum.scatter': scatterLogic },
   actions: {
+    scatter: emit((_, params: { round: number; requests: readonly ScatterRequest[]; timeoutMs: number }) => ({ type: 'quorum.scatter' as const, ...params })),
     recordReply: assign(({ context, event }) => {
       const e = event as Extract<ScatterEvent, { type: 'quorum.reply' }>;
       const fromStandIn = !context.replicas.includes(e.replica);
@@ -161,6 +160,8 @@ export const coordinatorMachine = setup({
     }),
   },
   guards: {
+    /** An answer of an earlier phase: a straggler, ignored. */
+    stale: ({ context, event }) => event.round !== context.round,
     // decisions are taken on the answer that settles them (each request yields exactly one answer)
     metByThis: ({ context }: Ctx) => context.acks + 1 >= target(context),
     writeMetByThis: ({ context }: Ctx) => context.op === 'write' && context.acks + 1 >= context.needed,
@@ -172,15 +173,16 @@ export const coordinatorMachine = setup({
   id: 'quorumCoordinator',
   context: ({ input }) => ({
     ...input, phase: input.op, acks: 0, hinted: 0, outstanding: input.replicas.length, answered: [], failed: [], failures: [],
-    fetched: [], resolved: [], repaired: 0, succeeded: false,
+    fetched: [], resolved: [], repaired: 0, succeeded: false, round: 0,
   }),
   initial: 'gathering',
   states: {
     /** Scatter to every home replica; gather until `needed` answered or that can no longer happen. */
     gathering: {
-      invoke: {
-        src: 'quorum.scatter',
-        input: ({ context }) => ({
+      entry: {
+        type: 'scatter',
+        params: ({ context }) => ({
+          round: context.round,
           timeoutMs: context.timeoutMs,
           requests: context.replicas.map((to) => (context.op === 'write'
             ? storeTo(to, context, context.items)
@@ -189,11 +191,13 @@ export const coordinatorMachine = setup({
       },
       on: {
         'quorum.reply': [
+          { guard: 'stale' },
           { guard: 'writeMetByThis', target: 'done', actions: 'recordReply' },
           { guard: 'metByThis', target: 'resolving', actions: 'recordReply' },
           { actions: 'recordReply' },
         ],
         'quorum.noReply': [
+          { guard: 'stale' },
           { guard: and(['lostByThis', 'mayStandIn']), target: 'standingIn', actions: 'recordNoReply' },
           { guard: 'lostByThis', target: 'failed', actions: 'recordNoReply' },
           { actions: 'recordNoReply' },
@@ -202,21 +206,26 @@ export const coordinatorMachine = setup({
     },
     /** Sloppy quorum: hinted writes to stand-ins, one for each home replica that failed. */
     standingIn: {
-      entry: assign(({ context }) => ({ outstanding: Math.min(context.failed.length, context.standIns.length) })),
-      invoke: {
-        src: 'quorum.scatter',
-        input: ({ context }) => ({
-          timeoutMs: context.timeoutMs,
-          requests: context.failed.slice(0, context.standIns.length).map((home, i) => storeTo(context.standIns[i]!, context, context.items, home)),
-        }),
-      },
+      entry: [
+        assign(({ context }) => ({ outstanding: Math.min(context.failed.length, context.standIns.length), round: context.round + 1 })),
+        {
+          type: 'scatter',
+          params: ({ context }) => ({
+            round: context.round,
+            timeoutMs: context.timeoutMs,
+            requests: context.failed.slice(0, context.standIns.length).map((home, i) => storeTo(context.standIns[i]!, context, context.items, home)),
+          }),
+        },
+      ],
       on: {
         'quorum.reply': [
+          { guard: 'stale' },
           { guard: 'metByThis', target: 'done', actions: 'recordReply' },
           { guard: 'lostByThis', target: 'failed', actions: 'recordReply' },
           { actions: 'recordReply' },
         ],
         'quorum.noReply': [
+          { guard: 'stale' },
           { guard: 'lostByThis', target: 'failed', actions: 'recordNoReply' },
           { actions: 'recordNoReply' },
         ],
@@ -232,26 +241,31 @@ export const coordinatorMachine = setup({
     },
     /** Blocking read repair: write the resolved versions until N − R + 1 replicas hold them. */
     repairing: {
-      entry: assign(({ context }) => {
-        const holders = new Set(context.fetched.filter((f) => covers(f.items, context.resolved)).map((f) => f.replica));
-        return { phase: 'repair' as const, outstanding: context.replicas.filter((r) => !holders.has(r)).length };
-      }),
-      invoke: {
-        src: 'quorum.scatter',
-        input: ({ context }) => {
+      entry: [
+        assign(({ context }) => {
           const holders = new Set(context.fetched.filter((f) => covers(f.items, context.resolved)).map((f) => f.replica));
-          return {
-            timeoutMs: context.timeoutMs,
-            requests: context.replicas.filter((r) => !holders.has(r)).map((to) => storeTo(to, context, context.resolved)),
-          };
+          return { phase: 'repair' as const, outstanding: context.replicas.filter((r) => !holders.has(r)).length, round: context.round + 1 };
+        }),
+        {
+          type: 'scatter',
+          params: ({ context }) => {
+            const holders = new Set(context.fetched.filter((f) => covers(f.items, context.resolved)).map((f) => f.replica));
+            return {
+              round: context.round,
+              timeoutMs: context.timeoutMs,
+              requests: context.replicas.filter((r) => !holders.has(r)).map((to) => storeTo(to, context, context.resolved)),
+            };
+          },
         },
-      },
+      ],
       on: {
         'quorum.reply': [
+          { guard: 'stale' },
           { guard: 'metByThis', target: 'done', actions: 'recordReply' },
           { actions: 'recordReply' },
         ],
         'quorum.noReply': [
+          { guard: 'stale' },
           { guard: 'lostByThis', target: 'failed', actions: 'recordNoReply' },
           { actions: 'recordNoReply' },
         ],

@@ -10,13 +10,13 @@
  * await kv.put('cart:42', 'apples');
  * const { value } = await kv.get('cart:42');   // 'apples'
  */
-import { createActor, fromCallback, type AnyActorRef } from 'xstate';
+import { createActor } from 'xstate';
 import { QuorumUnreachableError } from '../../framework/errors.ts';
 import { addressOf, type RefLike } from '../../framework/ref.ts';
 import type { ActorSystem } from '../../framework/system.ts';
 import { validateName } from '../../framework/transport/subjects.ts';
 import { createHlc } from './hlc.ts';
-import { coordinatorMachine, type CoordinatorInput, type CoordinatorOutput, type ScatterEvent, type ScatterInput } from './machine.ts';
+import { coordinatorMachine, type CoordinatorInput, type CoordinatorOutput, type ScatterEvent } from './machine.ts';
 import { compareVersions, versionOf, type Item } from './versions.ts';
 
 /** Default time each replica has to answer, per phase of a request. */
@@ -165,25 +165,24 @@ export function createQuorumGroup(system: ActorSystem, options: QuorumGroupOptio
   // the highest counter of this writer in any version vector seen (keeps vv increments unique)
   let counter = 0;
 
-  const scatter = fromCallback<ScatterEvent, ScatterInput>(({ input, sendBack }) => {
-    // stragglers of a decided phase are not waited for (their messages were sent all the same)
-    let decided = false;
-    for (const req of input.requests) {
-      system.ask(req.to, req.message, { timeoutMs: input.timeoutMs }).then(
-        (message) => { if (!decided) sendBack({ type: 'quorum.reply', replica: req.to, message }); },
-        (err: unknown) => { if (!decided) sendBack({ type: 'quorum.noReply', replica: req.to, error: err instanceof Error ? err.message : String(err) }); },
-      );
-    }
-    return () => { decided = true; };
-  });
-  const machine = coordinatorMachine.provide({ actors: { 'quorum.scatter': scatter } });
-
   const run = (input: CoordinatorInput): Promise<Extract<CoordinatorOutput, { outcome: 'ok' }>> =>
     new Promise((resolve, reject) => {
-      const actor: AnyActorRef = createActor(machine, { input, clock: system.clock });
+      const actor = createActor(coordinatorMachine, { input, clock: system.clock });
+      // answers of a decided request are dropped (their messages were sent all the same)
+      const answer = (event: ScatterEvent): void => {
+        if (actor.getSnapshot().status === 'active') actor.send(event);
+      };
+      actor.on('quorum.scatter', ({ round, requests, timeoutMs }) => {
+        for (const req of requests) {
+          system.ask(req.to, req.message, { timeoutMs }).then(
+            (message) => answer({ type: 'quorum.reply', round, replica: req.to, message }),
+            (err: unknown) => answer({ type: 'quorum.noReply', round, replica: req.to, error: err instanceof Error ? err.message : String(err) }),
+          );
+        }
+      });
       actor.subscribe({
         complete: () => {
-          const out = actor.getSnapshot().output as CoordinatorOutput;
+          const out = actor.getSnapshot().output!;
           if (out.outcome === 'ok') resolve(out);
           else reject(new QuorumUnreachableError(input.key, out.phase, out.acks, out.needed, n, out.failures));
         },

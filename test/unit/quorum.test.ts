@@ -4,10 +4,10 @@
  * put/get/delete, siblings, a write that cannot meet W, blocking read repair.
  */
 import fc from 'fast-check';
-import { createActor, fromCallback } from 'xstate';
+import { createActor } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { createHlc, compareHlc } from '../../actors/quorum/hlc.ts';
-import { coordinatorMachine, type CoordinatorInput, type CoordinatorOutput, type ScatterEvent, type ScatterInput, type ScatterRequest } from '../../actors/quorum/machine.ts';
+import { coordinatorMachine, type CoordinatorInput, type CoordinatorOutput, type ScatterEvent, type ScatterRequest } from '../../actors/quorum/machine.ts';
 import { createQuorumGroup } from '../../actors/quorum/quorum.ts';
 import { spawnQuorumReplica, type QuorumReplicaContext } from '../../actors/quorum/replica.ts';
 import { compareVectors, compareVersions, mergeItems, type Item } from '../../actors/quorum/versions.ts';
@@ -96,15 +96,14 @@ describe('createQuorumGroup options', () => {
 /** Run the coordinator alone; `answer` decides each request's fate (undefined: no reply). */
 async function coordinate(input: CoordinatorInput, answer: (req: ScatterRequest) => ScatterEvent | undefined): Promise<{ out: CoordinatorOutput; states: string[]; sent: ScatterRequest[] }> {
   const sent: ScatterRequest[] = [];
-  const scatter = fromCallback<ScatterEvent, ScatterInput>(({ input: si, sendBack }) => {
-    for (const req of si.requests) {
+  const actor = createActor(coordinatorMachine, { input });
+  actor.on('quorum.scatter', (effect) => {
+    for (const req of effect.requests) {
       sent.push(req);
-      const ev = answer(req);
-      if (ev) queueMicrotask(() => sendBack(ev));
-      else queueMicrotask(() => sendBack({ type: 'quorum.noReply', replica: req.to, error: 'partitioned' }));
+      const ev = answer(req) ?? { type: 'quorum.noReply', round: 0, replica: req.to, error: 'partitioned' };
+      queueMicrotask(() => { if (actor.getSnapshot().status === 'active') actor.send({ ...ev, round: effect.round }); });
     }
   });
-  const actor = createActor(coordinatorMachine.provide({ actors: { 'quorum.scatter': scatter } }), { input });
   const states: string[] = [];
   actor.subscribe((s) => { if (states.at(-1) !== s.value) states.push(s.value as string); });
   const done = new Promise<void>((resolve) => actor.subscribe({ complete: resolve }));
@@ -119,16 +118,16 @@ const input = (op: 'read' | 'write', over: Partial<CoordinatorInput> = {}): Coor
 
 describe('the coordinator chart', () => {
   it('a write is done after W acks and fails — never a partial success — when W cannot be met', async () => {
-    const ok = await coordinate(input('write'), (req) => (req.to === 'c' ? undefined : { type: 'quorum.reply', replica: req.to, message: { type: 'QuorumStored', key: 'k' } }));
+    const ok = await coordinate(input('write'), (req) => (req.to === 'c' ? undefined : { type: 'quorum.reply', round: 0, replica: req.to, message: { type: 'QuorumStored', key: 'k' } }));
     expect(ok.out).toMatchObject({ outcome: 'ok', acks: 2 });
-    const failed = await coordinate(input('write'), (req) => (req.to === 'a' ? { type: 'quorum.reply', replica: req.to, message: { type: 'QuorumStored', key: 'k' } } : undefined));
+    const failed = await coordinate(input('write'), (req) => (req.to === 'a' ? { type: 'quorum.reply', round: 0, replica: req.to, message: { type: 'QuorumStored', key: 'k' } } : undefined));
     expect(failed.out).toMatchObject({ outcome: 'unreachable', phase: 'write', acks: 1, needed: 2 });
     expect(failed.states).toEqual(['gathering', 'failed']);
   });
 
   it('a sloppy write hints stand-ins for the failed replicas and counts their acks', async () => {
     const r = await coordinate(input('write', { standIns: ['s1', 's2'] }), (req) =>
-      (req.to === 'a' || req.to.startsWith('s') ? { type: 'quorum.reply', replica: req.to, message: { type: 'QuorumStored', key: 'k' } } : undefined));
+      (req.to === 'a' || req.to.startsWith('s') ? { type: 'quorum.reply', round: 0, replica: req.to, message: { type: 'QuorumStored', key: 'k' } } : undefined));
     expect(r.out).toMatchObject({ outcome: 'ok', acks: 2, hinted: 1 });
     expect(r.states).toEqual(['gathering', 'standingIn', 'done']);
     const hints = r.sent.filter((s) => s.to.startsWith('s')).map((s) => (s.message as { hintFor: string }).hintFor);
@@ -138,8 +137,8 @@ describe('the coordinator chart', () => {
   it('a read that finds its value on too few replicas repairs before returning', async () => {
     const held: Record<string, Item[]> = { a: [lww(10, 'new')], b: [lww(5, 'old')], c: [lww(5, 'old')] };
     const r = await coordinate(input('read'), (req) => {
-      if (req.message.type === 'QuorumFetch') return req.to === 'c' ? undefined : { type: 'quorum.reply', replica: req.to, message: { type: 'QuorumFetched', key: 'k', items: held[req.to]! } };
-      return { type: 'quorum.reply', replica: req.to, message: { type: 'QuorumStored', key: 'k' } };
+      if (req.message.type === 'QuorumFetch') return req.to === 'c' ? undefined : { type: 'quorum.reply', round: 0, replica: req.to, message: { type: 'QuorumFetched', key: 'k', items: held[req.to]! } };
+      return { type: 'quorum.reply', round: 0, replica: req.to, message: { type: 'QuorumStored', key: 'k' } };
     });
     expect(r.out).toMatchObject({ outcome: 'ok', acks: 2 });
     expect(r.out.outcome === 'ok' ? values(r.out.items) : []).toEqual(['new']);
@@ -151,15 +150,35 @@ describe('the coordinator chart', () => {
   it('a read whose repair cannot reach N − R + 1 holders fails in the repair phase', async () => {
     const r = await coordinate(input('read'), (req) => {
       if (req.message.type === 'QuorumFetch') {
-        return req.to === 'c' ? undefined : { type: 'quorum.reply', replica: req.to, message: { type: 'QuorumFetched', key: 'k', items: req.to === 'a' ? [lww(10, 'new')] : [] } };
+        return req.to === 'c' ? undefined : { type: 'quorum.reply', round: 0, replica: req.to, message: { type: 'QuorumFetched', key: 'k', items: req.to === 'a' ? [lww(10, 'new')] : [] } };
       }
       return undefined; // every repair is lost
     });
     expect(r.out).toMatchObject({ outcome: 'unreachable', phase: 'repair', acks: 1, needed: 2 });
   });
 
+  it("an earlier phase's straggling answer does not count in the repair phase", async () => {
+    const actor = createActor(coordinatorMachine, { input: input('read') });
+    actor.on('quorum.scatter', (effect) => {
+      queueMicrotask(() => {
+        if (effect.round === 0) {
+          actor.send({ type: 'quorum.reply', round: 0, replica: 'a', message: { type: 'QuorumFetched', key: 'k', items: [lww(10, 'new')] } });
+          actor.send({ type: 'quorum.reply', round: 0, replica: 'b', message: { type: 'QuorumFetched', key: 'k', items: [] } });
+        } else {
+          // the fetch answer of c arrives late, during the repair; every repair is lost
+          actor.send({ type: 'quorum.reply', round: 0, replica: 'c', message: { type: 'QuorumFetched', key: 'k', items: [] } });
+          for (const req of effect.requests) actor.send({ type: 'quorum.noReply', round: effect.round, replica: req.to, error: 'lost' });
+        }
+      });
+    });
+    const done = new Promise<void>((resolve) => actor.subscribe({ complete: resolve }));
+    actor.start();
+    await done;
+    expect(actor.getSnapshot().output).toMatchObject({ outcome: 'unreachable', phase: 'repair', acks: 1, needed: 2 });
+  });
+
   it('a read that already sees its value on N − R + 1 replicas does not repair', async () => {
-    const r = await coordinate(input('read'), (req) => ({ type: 'quorum.reply', replica: req.to, message: { type: 'QuorumFetched', key: 'k', items: [lww(10, 'v')] } }));
+    const r = await coordinate(input('read'), (req) => ({ type: 'quorum.reply', round: 0, replica: req.to, message: { type: 'QuorumFetched', key: 'k', items: [lww(10, 'v')] } }));
     expect(r.states).toEqual(['gathering', 'done']);
     expect(r.sent.every((s) => s.message.type === 'QuorumFetch')).toBe(true);
   });
