@@ -97,8 +97,6 @@ interface CoordinatorContext extends CoordinatorInput {
   hinted: number;
   /** Requests of the current phase not answered yet. */
   outstanding: number;
-  /** Home replicas that answered the current phase. */
-  answered: string[];
   /** Home replicas that did not (write/read phase). */
   failed: string[];
   failures: string[];
@@ -138,7 +136,6 @@ export const coordinatorMachine = setup({
         acks: context.acks + 1,
         hinted: context.hinted + (fromStandIn ? 1 : 0),
         outstanding: context.outstanding - 1,
-        answered: fromStandIn ? context.answered : [...context.answered, e.replica],
         repaired: context.repaired + (context.phase === 'repair' ? 1 : 0),
         fetched,
       };
@@ -172,7 +169,7 @@ export const coordinatorMachine = setup({
 }).createMachine({
   id: 'quorumCoordinator',
   context: ({ input }) => ({
-    ...input, phase: input.op, acks: 0, hinted: 0, outstanding: input.replicas.length, answered: [], failed: [], failures: [],
+    ...input, phase: input.op, acks: 0, hinted: 0, outstanding: input.replicas.length, failed: [], failures: [],
     fetched: [], resolved: [], repaired: 0, succeeded: false, round: 0,
   }),
   initial: 'gathering',
