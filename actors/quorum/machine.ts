@@ -5,23 +5,23 @@
  * `quorum.reply` / `quorum.noReply` event tagged with the phase's `round` (answers of an earlier
  * phase are ignored).
  *
- *   gathering ──W acks (a write)────────────────────────────────────────────▶ done
+ *   gathering ──W acks (a write)─────────────────────────────────────────────▶ done
  *       │  └──R replies (a read)──▶ resolving ──already on N−R+1 replicas──▶ done
  *       │                              │ on fewer
  *       │                              ▼
  *       │                          repairing ──N−R+1 replicas hold it──▶ done
  *       │                              └──they cannot be reached──▶ failed
- *       │ a quorum can no longer be met
- *       ├──sloppy, a write──▶ standingIn ──W acks, stand-ins counted──▶ done
- *       │                        └──still short──▶ failed
- *       └──────────────────────────────────────▶ failed
+ *       │ a home replica fails a write, a stand-in is free (sloppy quorum)
+ *       ├──▶ standingIn ──W acks, stand-ins' hints counted──▶ done
+ *       │        └──(each further failure: the next stand-in) — W out of reach──▶ failed
+ *       └──W or R out of reach──▶ failed
  *
  * A request ends in `done` only when its quorum was met: a write when `needed` replicas
  * acknowledged it, a read when `needed` replicas answered *and* the versions it returns are held
  * by at least `repairNeeded` replicas (blocking read repair: a later quorum read cannot miss them).
  * Otherwise it ends in `failed` — never a partial success.
  */
-import { and, assign, emit, setup } from 'xstate';
+import { assign, emit, enqueueActions, setup } from 'xstate';
 import type { MessageObject } from '../../framework/codec/messages.ts';
 import type { QuorumFetch, QuorumStore } from './quorum.pb.ts';
 import { covers, mergeItems, type Item } from './versions.ts';
@@ -97,8 +97,8 @@ interface CoordinatorContext extends CoordinatorInput {
   hinted: number;
   /** Requests of the current phase not answered yet. */
   outstanding: number;
-  /** Home replicas that did not (write/read phase). */
-  failed: string[];
+  /** Stand-ins given a hint so far. */
+  standInsUsed: number;
   failures: string[];
   /** Reads: what each responder holds. */
   fetched: Array<{ replica: string; items: readonly Item[] }>;
@@ -142,12 +142,19 @@ export const coordinatorMachine = setup({
     }),
     recordNoReply: assign(({ context, event }) => {
       const e = event as Extract<ScatterEvent, { type: 'quorum.noReply' }>;
-      const home = context.replicas.includes(e.replica) && context.phase !== 'repair';
       return {
         outstanding: context.outstanding - 1,
-        failed: home ? [...context.failed, e.replica] : context.failed,
         failures: [...context.failures, `${e.replica}: ${e.error}`],
       };
+    }),
+    /** Send the write to the next stand-in as a hint for the home replica that just failed. */
+    standIn: enqueueActions(({ context, event, enqueue }) => {
+      const standIn = context.standIns[context.standInsUsed]!;
+      enqueue.assign({ standInsUsed: context.standInsUsed + 1, outstanding: context.outstanding + 1 });
+      enqueue.emit({
+        type: 'quorum.scatter', round: context.round, timeoutMs: context.timeoutMs,
+        requests: [storeTo(standIn, context, context.items, event.replica)],
+      });
     }),
     resolve: assign(({ context }) => {
       let resolved: readonly Item[] = [];
@@ -163,13 +170,15 @@ export const coordinatorMachine = setup({
     metByThis: ({ context }: Ctx) => context.acks + 1 >= target(context),
     writeMetByThis: ({ context }: Ctx) => context.op === 'write' && context.acks + 1 >= context.needed,
     lostByThis: ({ context }: Ctx) => context.acks + context.outstanding - 1 < target(context),
-    mayStandIn: ({ context }: Ctx) => context.op === 'write' && context.standIns.length > 0,
+    /** A home replica failed a write and a stand-in is still unused. */
+    canStandIn: ({ context, event }) =>
+      context.op === 'write' && context.standInsUsed < context.standIns.length && context.replicas.includes(event.replica),
     nothingToRepair: ({ context }: Ctx) => context.resolved.length === 0 || context.acks >= context.repairNeeded,
   },
 }).createMachine({
   id: 'quorumCoordinator',
   context: ({ input }) => ({
-    ...input, phase: input.op, acks: 0, hinted: 0, outstanding: input.replicas.length, failed: [], failures: [],
+    ...input, phase: input.op, acks: 0, hinted: 0, outstanding: input.replicas.length, standInsUsed: 0, failures: [],
     fetched: [], resolved: [], repaired: 0, succeeded: false, round: 0,
   }),
   initial: 'gathering',
@@ -195,34 +204,26 @@ export const coordinatorMachine = setup({
         ],
         'quorum.noReply': [
           { guard: 'stale' },
-          { guard: and(['lostByThis', 'mayStandIn']), target: 'standingIn', actions: 'recordNoReply' },
+          { guard: 'canStandIn', target: 'standingIn', actions: ['recordNoReply', 'standIn'] },
           { guard: 'lostByThis', target: 'failed', actions: 'recordNoReply' },
           { actions: 'recordNoReply' },
         ],
       },
     },
-    /** Sloppy quorum: hinted writes to stand-ins, one for each home replica that failed. */
+    /**
+     * Sloppy quorum: each home replica that fails before W acks are in is replaced by the next
+     * stand-in, which gets the write as a hint for it. Late home acks still count.
+     */
     standingIn: {
-      entry: [
-        assign(({ context }) => ({ outstanding: Math.min(context.failed.length, context.standIns.length), round: context.round + 1 })),
-        {
-          type: 'scatter',
-          params: ({ context }) => ({
-            round: context.round,
-            timeoutMs: context.timeoutMs,
-            requests: context.failed.slice(0, context.standIns.length).map((home, i) => storeTo(context.standIns[i]!, context, context.items, home)),
-          }),
-        },
-      ],
       on: {
         'quorum.reply': [
           { guard: 'stale' },
           { guard: 'metByThis', target: 'done', actions: 'recordReply' },
-          { guard: 'lostByThis', target: 'failed', actions: 'recordReply' },
           { actions: 'recordReply' },
         ],
         'quorum.noReply': [
           { guard: 'stale' },
+          { guard: 'canStandIn', actions: ['recordNoReply', 'standIn'] },
           { guard: 'lostByThis', target: 'failed', actions: 'recordNoReply' },
           { actions: 'recordNoReply' },
         ],

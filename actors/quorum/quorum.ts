@@ -46,9 +46,10 @@ export interface QuorumGroupOptions {
   /** Time each replica has to answer, per phase (write, read, repair). @default 1000 */
   timeoutMs?: number;
   /**
-   * Stand-in replicas for a sloppy quorum: when fewer than W home replicas acknowledge a write, it
-   * is written to stand-ins as hints for the failed ones (they count toward W) and handed off when
-   * those answer again. Weakens W + R > N (see the README). @default [] (strict quorum)
+   * Stand-in replicas for a sloppy quorum: a home replica that fails a write before it has W acks
+   * is replaced by the next unused stand-in, which holds the write as a hint for it (its ack counts
+   * toward W) and hands it off when that replica answers again. Weakens W + R > N (see the README).
+   * @default [] (strict quorum)
    */
   standIns?: readonly RefLike[];
   /**

@@ -134,6 +134,29 @@ describe('the coordinator chart', () => {
     expect(hints.sort()).toEqual(['b', 'c']);
   });
 
+  it('a stand-in replaces a home replica that fails fast, and the late home acks still count', async () => {
+    const actor = createActor(coordinatorMachine, { input: input('write', { needed: 3, standIns: ['s1'] }) });
+    const stored = (replica: string, round: number): ScatterEvent => ({ type: 'quorum.reply', round, replica, message: { type: 'QuorumStored', key: 'k' } });
+    const hints: string[] = [];
+    actor.on('quorum.scatter', (effect) => {
+      queueMicrotask(() => {
+        if (effect.requests.length === 3) {
+          actor.send({ type: 'quorum.noReply', round: effect.round, replica: 'c', error: 'no responders' }); // c fails at once
+        } else {
+          hints.push(...effect.requests.map((r) => `${r.to} for ${(r.message as { hintFor: string }).hintFor}`));
+          actor.send(stored('s1', effect.round));
+          actor.send(stored('a', effect.round)); // the home acks come after the stand-in's
+          actor.send(stored('b', effect.round));
+        }
+      });
+    });
+    const done = new Promise<void>((resolve) => actor.subscribe({ complete: resolve }));
+    actor.start();
+    await done;
+    expect(hints).toEqual(['s1 for c']);
+    expect(actor.getSnapshot().output).toMatchObject({ outcome: 'ok', acks: 3, hinted: 1 });
+  });
+
   it('a read that finds its value on too few replicas repairs before returning', async () => {
     const held: Record<string, Item[]> = { a: [lww(10, 'new')], b: [lww(5, 'old')], c: [lww(5, 'old')] };
     const r = await coordinate(input('read'), (req) => {
