@@ -152,11 +152,15 @@ export const quorumReplicaMachine = setup({
 export const QuorumReplica = defineActor({ type: 'quorum-replica', machine: quorumReplicaMachine, messages });
 
 /**
- * Start a replica on `system`.
+ * Start a replica on `system`. A bad option is a RangeError naming it.
  * @example
  * const r1 = spawnQuorumReplica(system, { name: 'replica-1' });
  */
 export function spawnQuorumReplica(system: ActorSystem, options: { name: string } & QuorumReplicaInput): ActorRef<Message> {
   const { name, ...input } = options;
+  for (const key of ['handoffIntervalMs', 'handoffTimeoutMs'] as const) {
+    const v = input[key];
+    if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new RangeError(`quorum replica: ${key} must be a positive number of ms, got ${v}`);
+  }
   return system.spawn(QuorumReplica, { name, input });
 }

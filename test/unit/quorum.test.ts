@@ -90,6 +90,8 @@ describe('createQuorumGroup options', () => {
     expect(() => createQuorumGroup(system, { replicas, w: 2, r: 2, timeoutMs: 0 })).toThrow(/timeoutMs/);
     expect(() => createQuorumGroup(system, { replicas, w: 2, r: 2, standIns: [replicas[0]!] })).toThrow(/standIns/);
     expect(createQuorumGroup(system, { replicas, w: 1, r: 2, allowWeakQuorum: true }).n).toBe(3);
+    expect(() => spawnQuorumReplica(system, { name: 'r9', handoffIntervalMs: 0 })).toThrow(/handoffIntervalMs/);
+    expect(() => spawnQuorumReplica(system, { name: 'r9', handoffTimeoutMs: Number.NaN })).toThrow(/handoffTimeoutMs/);
   });
 });
 
