@@ -28,6 +28,7 @@ export const ErrorCode = {
   CallTimeout: 'CALL_TIMEOUT',
   RetryBudgetExhausted: 'RETRY_BUDGET_EXHAUSTED',
   NotLeader: 'NOT_LEADER',
+  QuorumUnreachable: 'QUORUM_UNREACHABLE',
   SimulationFailed: 'SIMULATION_FAILED',
   InvalidHistory: 'INVALID_HISTORY',
   StorageCrashed: 'STORAGE_CRASHED',
@@ -348,3 +349,27 @@ export class NotLeaderError extends TroupeError {
 }
 
 export const isNotLeaderError = (e: unknown): e is NotLeaderError => e instanceof NotLeaderError;
+
+/**
+ * A quorum operation could not gather its quorum: `acks` of the `needed` replicas (out of
+ * `replicas`) answered in `phase` — `write` (W acks), `read` (R replies) or `repair` (the N − R + 1
+ * replicas a read's value must be on before it is returned). Never a partial success: a failed
+ * write may still have reached some replicas, and a later read may return it.
+ */
+export class QuorumUnreachableError extends TroupeError {
+  readonly code = ErrorCode.QuorumUnreachable;
+  readonly retryable = true;
+  constructor(
+    readonly key: string,
+    readonly phase: 'write' | 'read' | 'repair',
+    readonly acks: number,
+    readonly needed: number,
+    readonly replicas: number,
+    readonly failures: readonly string[] = [],
+  ) {
+    super(`quorum ${phase} of '${key}' unreachable: ${acks} of ${needed} needed replica(s) answered (${replicas} replicas)${failures.length ? ` — ${failures.slice(0, 3).join('; ')}${failures.length > 3 ? '; …' : ''}` : ''}`);
+  }
+  override fields() { return { key: this.key, phase: this.phase, acks: this.acks, needed: this.needed, replicas: this.replicas }; }
+}
+
+export const isQuorumUnreachableError = (e: unknown): e is QuorumUnreachableError => e instanceof QuorumUnreachableError;

@@ -29,6 +29,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'raft-latency': async () => (await import('./raft.ts')).latencyBench,
   'raft-failover': async () => (await import('./raft-failover.ts')).bench,
   'election-failover': async () => (await import('./election.ts')).bench,
+  'quorum-rw': async () => (await import('./quorum.ts')).bench,
 };
 
 const DEFAULT_ROUNDS = 5;
