@@ -4,6 +4,7 @@
  * return); backends whose node leaves or goes down, or whose actor stops, leave the pool at once,
  * and requests they held fail over or fail with a typed error — none is left hanging.
  */
+import { setMaxListeners } from 'node:events';
 import { createActor, type Actor } from 'xstate';
 import { defineActor } from '../../framework/actor.ts';
 import { createRng, entropySeed, type Rng } from '../../framework/clock.ts';
@@ -18,6 +19,7 @@ import { validateName } from '../../framework/transport/subjects.ts';
 import { createCircuitBreaker, type CircuitBreaker, type CircuitBreakerOptions } from '../circuit-breaker/breaker.ts';
 import type { BreakerStateName } from '../circuit-breaker/machine.ts';
 import { forwarderMachine, poolMachine, type ForwardEffect } from './machine.ts';
+import { queueGroupCaller, type QueueGroupCaller } from './queue-group.ts';
 import { createPicker, LoadBalancingStrategy, PeakEwma, STRATEGIES, type Candidate, type Picker } from './strategy.ts';
 
 export const DEFAULT_STRATEGY: LoadBalancingStrategy = LoadBalancingStrategy.P2cEwma;
@@ -29,9 +31,13 @@ export const DEFAULT_BACKEND_BREAKER = { consecutiveFailures: 5, openMs: 5_000 }
 
 /** Options of {@link createLoadBalancer}. */
 export interface LoadBalancerOptions {
-  /** Service key: the pool is every instance the receptionist finds under it. */
+  /**
+   * Service key: the pool is every instance the receptionist finds under it (in `queue-group` mode,
+   * every member serving the key with `serveQueueGroup`, and then a valid name token).
+   */
   key: string;
-  receptionist: Receptionist;
+  /** Where the pool comes from; not used in `queue-group` mode. */
+  receptionist?: Receptionist;
   /** @default 'p2c-ewma' */
   strategy?: LoadBalancingStrategy;
   /** Name of the balancer (its chart in the inspector, its actor). A valid name token. @default `lb-<key>` */
@@ -54,7 +60,8 @@ export interface LoadBalancerOptions {
   rng?: Rng;
   /**
    * The pool's message sets: when given, a balancer actor is spawned (`balancer.ref`) that other
-   * actors can tell and ask like a single backend.
+   * actors can tell and ask like a single backend. Required in `queue-group` mode (requests are
+   * encoded by the balancer itself).
    */
   messages?: MessageSet | readonly MessageSet[];
 }
@@ -119,7 +126,10 @@ class Backend implements Candidate {
   dead = false;
   private released = false;
   readonly lost = new AbortController();
-  constructor(readonly address: string, readonly ref: ActorRef, readonly breaker: CircuitBreaker, readonly ewma: PeakEwma) {}
+  constructor(readonly address: string, readonly ref: ActorRef, readonly breaker: CircuitBreaker, readonly ewma: PeakEwma) {
+    // every request in flight to this backend listens to `lost`: hundreds at once is normal
+    setMaxListeners(Number.POSITIVE_INFINITY, this.lost.signal);
+  }
   get ewmaMs(): number {
     return this.ewma.ms;
   }
@@ -142,7 +152,8 @@ class LoadBalancerImpl implements LoadBalancer {
   readonly strategy: LoadBalancingStrategy;
   readonly ref: ActorRef | undefined;
   readonly pool: Actor<typeof poolMachine>;
-  private readonly pick: Picker;
+  private readonly pick: Picker | undefined;
+  private readonly queue: QueueGroupCaller | undefined;
   private readonly backendsByAddress = new Map<string, Backend>();
   private admitted: Backend[] = [];
   private readonly askTimeoutMs: number;
@@ -150,17 +161,26 @@ class LoadBalancerImpl implements LoadBalancer {
   private readonly retryInFlight: boolean;
   private readonly breakerOptions: LoadBalancerOptions['breaker'];
   private readonly ewmaDecayMs: number;
-  private readonly offListing: () => void;
+  private readonly offListing: (() => void) | undefined;
   private readonly unhost: () => void;
   private counters = { requests: 0, failovers: 0, lost: 0, noBackends: 0 };
   private disposed = false;
 
   constructor(private readonly system: ActorSystem, o: LoadBalancerOptions) {
     if (typeof o.key !== 'string' || o.key.length === 0) throw new RangeError(`load balancer option key must be a non-empty string, got ${JSON.stringify(o.key)}`);
-    if (!o.receptionist) throw new RangeError('load balancer option receptionist is required');
     this.key = o.key;
     this.strategy = o.strategy ?? DEFAULT_STRATEGY;
     if (!STRATEGIES.includes(this.strategy)) throw new RangeError(`load balancer option strategy must be one of ${STRATEGIES.join(', ')}, got ${JSON.stringify(o.strategy)}`);
+    const queueMode = this.strategy === 'queue-group';
+    if (!queueMode && !o.receptionist) throw new RangeError('load balancer option receptionist is required (except in queue-group mode)');
+    if (queueMode && !o.messages) throw new RangeError('load balancer option messages is required in queue-group mode');
+    if (queueMode) {
+      try {
+        validateName(o.key, 'key');
+      } catch (err) {
+        throw new RangeError(`load balancer option key: in queue-group mode ${(err as Error).message}`);
+      }
+    }
     this.name = o.name ?? `lb-${o.key}`;
     try {
       validateName(this.name, 'load balancer name');
@@ -180,7 +200,8 @@ class LoadBalancerImpl implements LoadBalancer {
     this.retryInFlight = o.retryInFlight ?? false;
     this.breakerOptions = o.breaker ?? DEFAULT_BACKEND_BREAKER;
     createCircuitBreaker({ ...this.breakerOptions, clock: system.clock }).dispose(); // validate now, not at the first backend
-    this.pick = createPicker(this.strategy, o.rng ?? createRng(entropySeed()));
+    this.pick = queueMode ? undefined : createPicker(this.strategy as Exclude<LoadBalancingStrategy, 'queue-group'>, o.rng ?? createRng(entropySeed()));
+    this.queue = queueMode ? queueGroupCaller(system, this.key, o.messages!) : undefined;
 
     this.pool = createActor(poolMachine, { clock: system.clock });
     this.pool.start();
@@ -189,7 +210,7 @@ class LoadBalancerImpl implements LoadBalancer {
       const def = defineActor({ type: 'load-balancer', machine: forwarderMachine, messages: o.messages as MessageSet | MessageSet[] });
       this.ref = system.spawn(def, { name: `${this.name}-actor`, onEffect: (effect, self) => this.onForward(effect as ForwardEffect, self) });
     }
-    this.offListing = o.receptionist.subscribe(this.key, ({ instances }) => this.replace(instances));
+    this.offListing = o.receptionist && !queueMode ? o.receptionist.subscribe(this.key, ({ instances }) => this.replace(instances)) : undefined;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -197,6 +218,7 @@ class LoadBalancerImpl implements LoadBalancer {
 
   async ask<R extends MessageObject = MessageObject>(message: MessageObject, options: BalancedAskOptions = {}): Promise<R> {
     this.counters.requests++;
+    if (this.queue) return this.askQueue<R>(message, options);
     const clock = this.system.clock;
     const deadline = clock.now() + (options.timeoutMs ?? this.askTimeoutMs);
     let tried: Set<Backend> | undefined;
@@ -242,7 +264,20 @@ class LoadBalancerImpl implements LoadBalancer {
     throw new NoBackendsError(this.key, tried ? `${tried.size} backend(s) tried` : 'none admitted', lastError === undefined ? undefined : { cause: lastError });
   }
 
+  private async askQueue<R extends MessageObject>(message: MessageObject, options: BalancedAskOptions): Promise<R> {
+    try {
+      return await this.queue!.ask<R>(message, options.timeoutMs ?? this.askTimeoutMs, options.signal);
+    } catch (err) {
+      if (err instanceof NoBackendsError) this.counters.noBackends++;
+      throw err;
+    }
+  }
+
   tell(message: MessageObject): boolean {
+    if (this.queue) {
+      this.queue.tell(message);
+      return true;
+    }
     const b = this.choose(undefined);
     if (!b) return false;
     this.system.deliver(b.ref, message);
@@ -253,7 +288,7 @@ class LoadBalancerImpl implements LoadBalancer {
     let cs = this.admitted;
     if (tried) cs = cs.filter((b) => !tried.has(b));
     if (cs.length === 0) return undefined;
-    return this.pick(cs) as Backend;
+    return this.pick!(cs) as Backend;
   }
 
   private onForward(effect: ForwardEffect, self: ActorRef): void {
@@ -332,7 +367,7 @@ class LoadBalancerImpl implements LoadBalancer {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    this.offListing();
+    this.offListing?.();
     for (const b of this.backendsByAddress.values()) {
       b.dead = true;
       b.releaseWhenIdle();

@@ -11,8 +11,12 @@ export const LoadBalancingStrategy = {
   LeastOutstanding: 'least-outstanding',
   /** Power of two choices over a peak EWMA of latency × (outstanding + 1), as in Finagle and Linkerd. */
   P2cEwma: 'p2c-ewma',
+  /** No client-side choice: members share a NATS queue group and the server picks (./queue-group.ts). */
+  QueueGroup: 'queue-group',
 } as const;
 export type LoadBalancingStrategy = (typeof LoadBalancingStrategy)[keyof typeof LoadBalancingStrategy];
+/** The strategies in which the balancer itself picks the backend. */
+export type PickerStrategy = Exclude<LoadBalancingStrategy, 'queue-group'>;
 
 export const STRATEGIES: readonly LoadBalancingStrategy[] = Object.values(LoadBalancingStrategy);
 
@@ -29,7 +33,7 @@ export interface Candidate {
 export type Picker = (candidates: readonly Candidate[]) => Candidate;
 
 /** A picker for `strategy`. Round-robin keeps its cursor in the returned closure. */
-export function createPicker(strategy: LoadBalancingStrategy, rng: Rng): Picker {
+export function createPicker(strategy: PickerStrategy, rng: Rng): Picker {
   switch (strategy) {
     case 'round-robin': {
       let cursor = 0;
@@ -63,7 +67,7 @@ export function createPicker(strategy: LoadBalancingStrategy, rng: Rng): Picker 
         return cost(a) <= cost(b) ? a : b;
       };
     default:
-      throw new RangeError(`load balancer option strategy must be one of ${STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`);
+      throw new RangeError(`load balancer option strategy must be one of ${STRATEGIES.filter((x) => x !== 'queue-group').join(', ')}, got ${JSON.stringify(strategy)}`);
   }
 }
 

@@ -28,6 +28,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'raft-throughput': async () => (await import('./raft.ts')).throughputBench,
   'raft-latency': async () => (await import('./raft.ts')).latencyBench,
   'raft-failover': async () => (await import('./raft-failover.ts')).bench,
+  'lb-throughput': async () => (await import('./load-balancer.ts')).bench,
 };
 
 const DEFAULT_ROUNDS = 5;

@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLoadBalancer, type LoadBalancer, type LoadBalancerOptions } from '../../actors/load-balancer/load-balancer.ts';
-import { cost, createPicker, PeakEwma, STRATEGIES, type LoadBalancingStrategy } from '../../actors/load-balancer/strategy.ts';
+import { serveQueueGroup } from '../../actors/load-balancer/queue-group.ts';
+import { cost, createPicker, PeakEwma, STRATEGIES, type LoadBalancingStrategy, type PickerStrategy } from '../../actors/load-balancer/strategy.ts';
 import { spawnWorker } from '../../examples/load-balancer.ts';
 import { messages, type WorkDone } from '../../examples/load-balancer.pb.ts';
 import { createRng } from '../../framework/clock.ts';
@@ -119,8 +120,8 @@ describe('strategies (pure)', () => {
   });
 
   it('every strategy name is accepted; an unknown one is a RangeError', () => {
-    for (const s of STRATEGIES) expect(typeof createPicker(s, createRng(1))).toBe('function');
-    expect(() => createPicker('fastest' as LoadBalancingStrategy, createRng(1))).toThrow(RangeError);
+    for (const s of STRATEGIES) if (s !== 'queue-group') expect(typeof createPicker(s, createRng(1))).toBe('function');
+    expect(() => createPicker('fastest' as PickerStrategy, createRng(1))).toThrow(RangeError);
   });
 });
 
@@ -259,7 +260,29 @@ describe('load balancer over the receptionist', () => {
     expect(new Set(done.map((d) => d.worker)).size).toBe(4);
   });
 
+  it('queue-group mode: the bus spreads requests over the members; a member that stops gets no more; none left → NoBackendsError', async () => {
+    const p = await pool();
+    const members = WORKERS.map((w) => serveQueueGroup(p.sim.system(w), { key: 'work', ref: `${w}/worker`, messages }));
+    await p.sim.run({ forMs: 10 });
+    const lb = createLoadBalancer(p.sim.system('client'), { key: 'work', strategy: 'queue-group', messages });
+    balancers.push(lb);
+    const first = await drive(p, lb, 400);
+    expect(first.errors).toEqual([]);
+    expect(WORKERS.every((w) => (first.shares[w] ?? 0) >= 50)).toBe(true);
+    members[0]!.stop();
+    await p.sim.run({ forMs: 10 });
+    const second = await drive(p, lb, 300);
+    expect(second.errors).toEqual([]);
+    expect(second.shares['w1']).toBeUndefined();
+    for (const m of members) m.stop();
+    await p.sim.run({ forMs: 10 });
+    const none = await drive(p, lb, 1);
+    expect(none.errors[0]).toBeInstanceOf(NoBackendsError);
+  });
+
   it.each([
+    [{ strategy: 'queue-group' }, 'messages'],
+    [{ strategy: 'queue-group', messages, key: 'a b' }, 'key'],
     [{ key: '' }, 'key'],
     [{ strategy: 'fastest' }, 'strategy'],
     [{ askTimeoutMs: 0 }, 'askTimeoutMs'],
