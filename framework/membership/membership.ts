@@ -352,6 +352,11 @@ class MembershipImpl implements MembershipInternals {
 
   private sendHeartbeat(): void {
     if (this.stopped) return;
+    if (this.transport.status() === 'closed') {
+      // the system shut down under us: stop, or our timers would keep the process alive
+      void this.stop();
+      return;
+    }
     const self = this.observed.get(this.self);
     const hb: MemberHeartbeat = {
       type: 'MemberHeartbeat', node: this.self, incarnation: this.incarnation, up: self?.status === 'up',

@@ -254,6 +254,10 @@ class ReceptionistImpl implements Receptionist {
   private scheduleRefresh(): void {
     this.refreshTimer = this.clock.setTimeout(() => {
       if (this.stopped) return;
+      if (this.system.transport.status() === 'closed') {
+        void this.stop();
+        return;
+      }
       if (this.local.byKey.size > 0) this.publishNow();
       this.scheduleRefresh();
     }, this.refreshMs);

@@ -4,7 +4,7 @@
  * partition, finality of `down`, rejoin as a new incarnation, and the NATS service API.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRng } from '../../framework/clock.ts';
+import { createRng, simulatedClock } from '../../framework/clock.ts';
 import { silentLogger } from '../../framework/log.ts';
 import { joinCluster, membershipInternals, type Membership, type MembershipEvent, type MembershipOptions, type MemberStatus } from '../../framework/membership/membership.ts';
 import { createSimulation, type Simulation } from '../../framework/sim/simulation.ts';
@@ -191,6 +191,22 @@ describe('membership', () => {
     await using system = createSystem({ cluster: 'bad', node: 'n1', logger: silentLogger(), rng: createRng(1) });
     expect(() => joinCluster(system, options)).toThrow(RangeError);
     expect(() => joinCluster(system, options)).toThrow(name);
+  });
+});
+
+describe('membership and a system that shuts down first', () => {
+  it('stops its own timers when the transport closes (nothing keeps the process alive)', async () => {
+    const clock = simulatedClock();
+    const system = createSystem({ cluster: 'sd', node: 'n1', clock, logger: silentLogger(), rng: createRng(1) });
+    const membership = joinCluster(system, { heartbeatIntervalMs: 100 });
+    const sent = () => membershipInternals(membership)!.stats().heartbeatsSent;
+    clock.increment(350);
+    const before = sent();
+    expect(before).toBeGreaterThanOrEqual(3);
+    await system.shutdown();
+    clock.increment(1_000);
+    expect(sent()).toBe(before);
+    expect(statusOf(membership, 'n1')).toBe('up'); // it stopped; it did not pretend to leave
   });
 });
 
