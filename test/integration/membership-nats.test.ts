@@ -2,7 +2,7 @@
  * Membership over a real nats-server with members in their own OS processes: they join and are
  * found through the receptionist; a SIGKILLed process becomes suspect within the φ detector's
  * bound and down `downAfterMs` later (its instances disappear); a SIGTERMed one leaves gracefully
- * and is seen as `left`, never suspect.
+ * and is seen as `left`, never suspect. The observer answers the NATS service API (`$SRV.INFO`).
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ describe.skipIf(!requireNatsServer())('membership over a real nats-server, membe
       transport: await connectNats({ servers: srv.url, name: 'observer' }),
     });
     await observer.ready();
-    await using membership = joinCluster(observer, OPTS);
+    await using membership = joinCluster(observer, { ...OPTS, serviceApi: true });
     await using reception = createReceptionist(observer, membership);
     const events: Array<{ node: string; status: MemberStatus; atMs: number }> = [];
     membership.subscribe((e: MembershipEvent) => events.push({ node: e.member.node, status: e.member.status, atMs: performance.now() }));
@@ -69,6 +69,10 @@ describe.skipIf(!requireNatsServer())('membership over a real nats-server, membe
     expect(downAt - suspectAt).toBeGreaterThanOrEqual(1_000 - 5);
     expect(downAt - suspectAt).toBeLessThanOrEqual(1_000 + SLACK_MS);
     expect(reception.find('pong').map((r) => r.address)).toEqual(['leaver/p']);
+
+    // standard NATS tooling sees the node through the service API
+    const info = JSON.parse(new TextDecoder().decode((await observer.transport.request('$SRV.INFO.troupe', new Uint8Array(), { timeoutMs: 2_000 })).data)) as { name: string; id: string };
+    expect(info).toMatchObject({ name: 'troupe', id: 'observer' });
 
     leaver.kill('SIGTERM');
     await waitFor(() => statusOf('leaver') === 'left', { timeoutMs: 5_000, message: () => `leaver is ${statusOf('leaver')}` });
