@@ -39,7 +39,7 @@ export interface Member {
 /** A member appeared or changed status. `previous` is undefined for a member seen the first time. */
 export type MembershipEvent = { readonly type: 'member.changed'; readonly member: Member; readonly previous: MemberStatus | undefined };
 
-/** This node's view of the cluster. */
+/** This node's view of the cluster. `await using` leaves gracefully on dispose (`leave()`). */
 export interface Membership extends AsyncDisposable {
   /** This node's name (`system.node`). */
   readonly self: string;
