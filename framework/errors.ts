@@ -32,6 +32,8 @@ export const ErrorCode = {
   SimulationFailed: 'SIMULATION_FAILED',
   InvalidHistory: 'INVALID_HISTORY',
   StorageCrashed: 'STORAGE_CRASHED',
+  NoBackends: 'NO_BACKENDS',
+  BackendLost: 'BACKEND_LOST',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -373,3 +375,28 @@ export class QuorumUnreachableError extends TroupeError {
 }
 
 export const isQuorumUnreachableError = (e: unknown): e is QuorumUnreachableError => e instanceof QuorumUnreachableError;
+/** A load balancer had no backend to send a request to (none registered, or every one ejected or tried). */
+export class NoBackendsError extends TroupeError {
+  readonly code = ErrorCode.NoBackends;
+  readonly retryable = true;
+  constructor(readonly key: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`no backend for '${key}': ${reason}`, options);
+  }
+  override fields() { return { key: this.key, reason: this.reason }; }
+}
+
+/**
+ * A backend stopped, or its node went down or left, while it held the request: the request may or
+ * may not have been processed.
+ */
+export class BackendLostError extends TroupeError {
+  readonly code = ErrorCode.BackendLost;
+  readonly retryable = true;
+  constructor(readonly backend: string, readonly reason: string) {
+    super(`backend ${backend} was lost while handling the request (${reason})`);
+  }
+  override fields() { return { backend: this.backend, reason: this.reason }; }
+}
+
+export const isNoBackendsError = (e: unknown): e is NoBackendsError => e instanceof NoBackendsError;
+export const isBackendLostError = (e: unknown): e is BackendLostError => e instanceof BackendLostError;

@@ -23,6 +23,9 @@ export { withFaults } from './transport/faults.ts';
 export { DeadLetterReason } from './dead-letters.ts';
 export { createMemoryKvStore } from './store/memory.ts';
 export { createNatsKvStore } from './store/nats-kv.ts';
+export { joinCluster } from './membership/membership.ts';
+export { createReceptionist } from './membership/receptionist.ts';
+export { createPhiAccrual } from './membership/phi-accrual.ts';
 export * from './errors.ts';
 
 export type { ActorSystem, SpawnOptions, AskOptions, AskPolicy } from './system.ts';
@@ -44,3 +47,6 @@ export type { InspectionEvent, InspectionSink } from './inspector/events.ts';
 export type { KvStore, KvEntry, KvWatch } from './store/store.ts';
 export type { MemoryKvStore } from './store/memory.ts';
 export type { NatsKvStoreOptions } from './store/nats-kv.ts';
+export type { Member, MemberStatus, MembershipEvent, Membership, MembershipOptions } from './membership/membership.ts';
+export type { Receptionist, ReceptionistOptions, Listing } from './membership/receptionist.ts';
+export type { PhiAccrualDetector, PhiAccrualOptions } from './membership/phi-accrual.ts';

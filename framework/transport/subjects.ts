@@ -73,6 +73,17 @@ export function systemSubject(cluster: string, node: string): string {
   return `${SUBJECT_ROOT}.${cluster}.${node}.${SYSTEM_PATH}`;
 }
 
+/**
+ * Subject of a cluster-wide framework service (membership heartbeats, the receptionist):
+ * `troupe.<cluster>._<service>.<tokens…>`. Never an actor subject, since node names cannot start
+ * with `_`. Tokens are validated like names.
+ */
+export function serviceSubject(cluster: string, service: string, ...tokens: string[]): string {
+  validateName(service, 'service name');
+  for (const t of tokens) validateName(t, 'service subject token');
+  return [SUBJECT_ROOT, cluster, `_${service}`, ...tokens].join('.');
+}
+
 /** The address a subject on `cluster` names, or undefined when it is not a troupe actor subject. */
 export function addressOfSubject(cluster: string, subject: string): string | undefined {
   const tokens = subject.split('.');

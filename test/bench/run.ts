@@ -30,6 +30,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'raft-failover': async () => (await import('./raft-failover.ts')).bench,
   'election-failover': async () => (await import('./election.ts')).bench,
   'quorum-rw': async () => (await import('./quorum.ts')).bench,
+  'lb-throughput': async () => (await import('./load-balancer.ts')).bench,
 };
 
 const DEFAULT_ROUNDS = 5;
