@@ -19,6 +19,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   'resilience-cluster': { module: 'examples/resilience-cluster/main.ts', summary: 'a breaker shared by two OS processes through NATS KV: one trips, both open' },
   'replicated-cart': { module: 'examples/replicated-cart.ts', summary: 'an XState cart replicated through Raft: every node runs the same chart, across a leader failure' },
   'raft-cluster': { module: 'examples/raft-cluster/main.ts', summary: 'a Raft KV in three OS processes over NATS; the leader is SIGKILLed and no acknowledged write is lost' },
+  sharding: { module: 'examples/sharding.ts', summary: 'counters placed by key over 4 nodes; a node joins and one leaves mid-workload, shards hand off' },
   'two-nodes': { module: 'examples/two-nodes/main.ts', summary: 'two OS processes over a real nats-server: remote tell, ask, death watch on kill' },
 };
 
