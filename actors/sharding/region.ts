@@ -19,7 +19,7 @@ import type { MembershipView, MemberStatus } from './membership-view.ts';
 import { ownerTable, shardOf } from './placement.ts';
 import { ShardState, shardMachine, type ShardEffect, type ShardStateName } from './machine.ts';
 import {
-  messages as shardingMessages, type Claim, type ClaimReply, type HandOff, type ShardEnvelope,
+  messages as shardingMessages, type Claim, type ClaimReply, type HandOff, type ShardBatch, type ShardEnvelope,
 } from './sharding.pb.ts';
 
 /** @default 1000 — ten times more shards than nodes is the usual advice; placement is per shard. */
@@ -32,6 +32,8 @@ export const DEFAULT_CLAIM_RETRY_MS = 500;
 export const DEFAULT_GAP_TIMEOUT_MS = 2_000;
 /** @default 10 000 */
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+/** Largest batch of forwarded envelopes, in payload bytes (the system's payload limit is 1 MiB by default). */
+const MAX_BATCH_BYTES = 256 * 1024;
 /** Forwarding hops after which a message is dead-lettered (views that disagree for too long). */
 const MAX_HOPS = 16;
 
@@ -139,6 +141,8 @@ export interface ShardRegion extends AsyncDisposable {
   hostedShards(): number[];
   /** Keys of the entities running here. */
   entityKeys(): string[];
+  /** Address of the entity `key` when it runs on this node (tooling, benchmarks), else undefined. */
+  entityAddress(key: string): string | undefined;
   stats(): RegionStats;
   /** Listen to region events; returns the unsubscribe function. */
   on(listener: (e: RegionEvent) => void): () => void;
@@ -257,6 +261,10 @@ class Region implements ShardRegion {
   private readonly listeners = new Set<(e: RegionEvent) => void>();
   private readonly unsubscribe: () => void;
   private readonly self: ActorRef;
+  /** Envelopes to forward, per node, sent together at the end of this turn (order kept). */
+  private readonly outbox = new Map<string, { envelopes: Omit<ShardEnvelope, 'type'>[]; bytes: number }>();
+  private flushScheduled = false;
+  private readonly flush = (): void => this.flushOutbox();
   private claimSeq = 0;
   private passivationTimer: unknown;
   private stopped = false;
@@ -318,6 +326,10 @@ class Region implements ShardRegion {
     const keys: string[] = [];
     for (const h of this.shards.values()) for (const [k, e] of h.entities) if (e.ref) keys.push(k);
     return keys;
+  }
+
+  entityAddress(key: string): string | undefined {
+    return this.shards.get(shardOf(key, this.numberOfShards))?.entities.get(key)?.ref?.address;
   }
 
   stats(): RegionStats {
@@ -450,7 +462,36 @@ class Region implements ShardRegion {
       return;
     }
     this.counters.forwarded++;
-    this.system.deliver(`${owner}/${this.name}`, this.envelopeOf(shard, item, item.hops + 1), this.self.address);
+    const { type: _t, ...env } = this.envelopeOf(shard, item, item.hops + 1);
+    let box = this.outbox.get(owner);
+    if (!box) this.outbox.set(owner, (box = { envelopes: [], bytes: 0 }));
+    box.envelopes.push(env);
+    box.bytes += env.payload.length + env.key.length + 32;
+    if (box.bytes >= MAX_BATCH_BYTES) this.sendBatch(owner, box);
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  private flushOutbox(): void {
+    this.flushScheduled = false;
+    for (const [node, box] of this.outbox) this.sendBatch(node, box);
+  }
+
+  /** Region-to-region control message; forwarded envelopes queued for `node` go first (one FIFO per pair). */
+  private sendTo(node: string, message: MessageObject): void {
+    const box = this.outbox.get(node);
+    if (box) this.sendBatch(node, box);
+    this.system.deliver(`${node}/${this.name}`, message, this.self.address);
+  }
+
+  private sendBatch(node: string, box: { envelopes: Omit<ShardEnvelope, 'type'>[]; bytes: number }): void {
+    if (box.envelopes.length === 0) return;
+    const envelopes = box.envelopes;
+    box.envelopes = [];
+    box.bytes = 0;
+    this.system.deliver(`${node}/${this.name}`, { type: 'ShardBatch', envelopes }, this.self.address);
   }
 
   private envelopeOf(shard: number, item: Item, hops: number): ShardEnvelope {
@@ -729,7 +770,7 @@ class Region implements ShardRegion {
     this.counters.handOffsSent++;
     this.emitEvent({ type: 'handoff.sent', shard: h.shard, to, entities: states.length, buffered: items.length });
     if (to === this.node) this.onHandOff(handOff);
-    else this.system.deliver(`${to}/${this.name}`, handOff, this.self.address);
+    else this.sendTo(to, handOff);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -738,12 +779,9 @@ class Region implements ShardRegion {
   private onInbound(event: MessageObject): void {
     if (this.stopped) return;
     switch (event.type) {
-      case 'ShardEnvelope': {
-        const env = event as unknown as ShardEnvelope;
-        if (env.shard >= this.numberOfShards) return;
-        this.route(env.shard, this.itemOf(env));
+      case 'ShardBatch':
+        for (const env of (event as unknown as ShardBatch).envelopes) if (env.shard < this.numberOfShards) this.route(env.shard, this.itemOf(env));
         return;
-      }
       case 'Claim':
         this.onClaim(event as unknown as Claim);
         return;
@@ -763,7 +801,7 @@ class Region implements ShardRegion {
       // Our view says someone else owns it: pass it on, unchanged.
       const h = this.shards.get(handOff.shard);
       if (h) h.movedTo = { node: owner, generation: handOff.generation };
-      this.system.deliver(`${owner}/${this.name}`, handOff, this.self.address);
+      this.sendTo(owner, handOff);
       return;
     }
     const h = this.hostFor(handOff.shard);
@@ -782,7 +820,7 @@ class Region implements ShardRegion {
     const id = ++this.claimSeq;
     h.claim = { id, awaiting: new Set(this.mayHold), blocked: false };
     const claim: Claim = { type: 'Claim', shard: h.shard, fromNode: this.node, claimId: id };
-    for (const peer of this.mayHold) this.system.deliver(`${peer}/${this.name}`, claim, this.self.address);
+    for (const peer of this.mayHold) this.sendTo(peer, claim);
     this.decideClaim(h);
   }
 
@@ -802,7 +840,7 @@ class Region implements ShardRegion {
       }
     }
     const reply: ClaimReply = { type: 'ClaimReply', shard: claim.shard, fromNode: this.node, claimId: claim.claimId, status, movedTo, generation };
-    this.system.deliver(`${claim.fromNode}/${this.name}`, reply, this.self.address);
+    this.sendTo(claim.fromNode, reply);
   }
 
   private onClaimReply(reply: ClaimReply): void {

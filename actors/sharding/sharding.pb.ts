@@ -14,6 +14,12 @@ export type ShardEnvelope = {
   hops: number;
 };
 
+/** message troupe.sharding.ShardBatch */
+export type ShardBatch = {
+  readonly type: 'ShardBatch';
+  envelopes: Array<Omit<ShardEnvelope, 'type'>>;
+};
+
 /** message troupe.sharding.Claim */
 export type Claim = {
   readonly type: 'Claim';
@@ -65,7 +71,7 @@ export type Passivate = {
 };
 
 /** Every message of this schema. */
-export type Message = ShardEnvelope | Claim | ClaimReply | SenderSeq | EntityState | HandOff | Passivate;
+export type Message = ShardEnvelope | ShardBatch | Claim | ClaimReply | SenderSeq | EntityState | HandOff | Passivate;
 
 /** The message set to pass to `defineActor({ messages })`. */
-export const messages = defineMessages<Message>({"nested":{"troupe":{"nested":{"sharding":{"nested":{"ShardEnvelope":{"fields":{"shard":{"type":"uint32","id":1},"key":{"type":"string","id":2},"fromRegion":{"type":"string","id":3,"protoName":"from_region"},"seq":{"type":"uint64","id":4},"messageType":{"type":"string","id":5,"protoName":"message_type"},"payload":{"type":"bytes","id":6},"sender":{"type":"string","id":7},"hops":{"type":"uint32","id":8}}},"Claim":{"fields":{"shard":{"type":"uint32","id":1},"fromNode":{"type":"string","id":2,"protoName":"from_node"},"claimId":{"type":"uint64","id":3,"protoName":"claim_id"}}},"ClaimReply":{"fields":{"shard":{"type":"uint32","id":1},"fromNode":{"type":"string","id":2,"protoName":"from_node"},"claimId":{"type":"uint64","id":3,"protoName":"claim_id"},"status":{"type":"uint32","id":4},"movedTo":{"type":"string","id":5,"protoName":"moved_to"},"generation":{"type":"uint64","id":6}}},"SenderSeq":{"fields":{"fromRegion":{"type":"string","id":1,"protoName":"from_region"},"seq":{"type":"uint64","id":2}}},"EntityState":{"fields":{"key":{"type":"string","id":1},"state":{"type":"bytes","id":2}}},"HandOff":{"fields":{"shard":{"type":"uint32","id":1},"fromNode":{"type":"string","id":2,"protoName":"from_node"},"generation":{"type":"uint64","id":3},"delivered":{"rule":"repeated","type":"SenderSeq","id":4},"states":{"rule":"repeated","type":"EntityState","id":5},"buffered":{"rule":"repeated","type":"ShardEnvelope","id":6}}},"Passivate":{"fields":{"reason":{"type":"string","id":1}}}}}}}}});
+export const messages = defineMessages<Message>({"nested":{"troupe":{"nested":{"sharding":{"nested":{"ShardEnvelope":{"fields":{"shard":{"type":"uint32","id":1},"key":{"type":"string","id":2},"fromRegion":{"type":"string","id":3,"protoName":"from_region"},"seq":{"type":"uint64","id":4},"messageType":{"type":"string","id":5,"protoName":"message_type"},"payload":{"type":"bytes","id":6},"sender":{"type":"string","id":7},"hops":{"type":"uint32","id":8}}},"ShardBatch":{"fields":{"envelopes":{"rule":"repeated","type":"ShardEnvelope","id":1}}},"Claim":{"fields":{"shard":{"type":"uint32","id":1},"fromNode":{"type":"string","id":2,"protoName":"from_node"},"claimId":{"type":"uint64","id":3,"protoName":"claim_id"}}},"ClaimReply":{"fields":{"shard":{"type":"uint32","id":1},"fromNode":{"type":"string","id":2,"protoName":"from_node"},"claimId":{"type":"uint64","id":3,"protoName":"claim_id"},"status":{"type":"uint32","id":4},"movedTo":{"type":"string","id":5,"protoName":"moved_to"},"generation":{"type":"uint64","id":6}}},"SenderSeq":{"fields":{"fromRegion":{"type":"string","id":1,"protoName":"from_region"},"seq":{"type":"uint64","id":2}}},"EntityState":{"fields":{"key":{"type":"string","id":1},"state":{"type":"bytes","id":2}}},"HandOff":{"fields":{"shard":{"type":"uint32","id":1},"fromNode":{"type":"string","id":2,"protoName":"from_node"},"generation":{"type":"uint64","id":3},"delivered":{"rule":"repeated","type":"SenderSeq","id":4},"states":{"rule":"repeated","type":"EntityState","id":5},"buffered":{"rule":"repeated","type":"ShardEnvelope","id":6}}},"Passivate":{"fields":{"reason":{"type":"string","id":1}}}}}}}}});

@@ -28,6 +28,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'raft-throughput': async () => (await import('./raft.ts')).throughputBench,
   'raft-latency': async () => (await import('./raft.ts')).latencyBench,
   'raft-failover': async () => (await import('./raft-failover.ts')).bench,
+  'shard-routing': async () => (await import('./sharding.ts')).bench,
 };
 
 const DEFAULT_ROUNDS = 5;
