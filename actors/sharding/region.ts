@@ -34,8 +34,11 @@ export const DEFAULT_GAP_TIMEOUT_MS = 2_000;
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** Largest batch of forwarded envelopes, in payload bytes (the system's payload limit is 1 MiB by default). */
 const MAX_BATCH_BYTES = 256 * 1024;
-/** Forwarding hops after which a message is dead-lettered (views that disagree for too long). */
-const MAX_HOPS = 16;
+/**
+ * Forwarding hops after which a message waits `claimRetryMs` where it is before it is routed again:
+ * regions whose views disagree pass it back and forth until one of them catches up.
+ */
+const MAX_HOPS = 8;
 
 /** What a region spawns an entity with: its identity and its last saved state, if any. */
 export interface EntityInput {
@@ -98,7 +101,9 @@ export type RegionEvent =
   | { readonly type: 'handoff.received'; readonly shard: number; readonly from: string; readonly entities: number; readonly buffered: number }
   | { readonly type: 'entity.started'; readonly shard: number; readonly key: string }
   | { readonly type: 'entity.stopped'; readonly shard: number; readonly key: string; readonly reason: string }
-  | { readonly type: 'message.dropped'; readonly shard: number; readonly key: string; readonly reason: 'duplicate' | 'too-many-hops' }
+  | { readonly type: 'message.dropped'; readonly shard: number; readonly key: string; readonly reason: 'duplicate' }
+  /** Forwarded too often (membership views disagree): it waits here and is routed again later. */
+  | { readonly type: 'message.bounced'; readonly shard: number; readonly key: string }
   | { readonly type: 'gap.skipped'; readonly shard: number; readonly fromRegion: string; readonly missing: number };
 
 /** Counters of one region. */
@@ -258,6 +263,9 @@ class Region implements ShardRegion {
   private mayHold = new Set<string>();
   /** Messages for shards no member can host now. */
   private parked: { shard: number; item: Item }[] = [];
+  /** Messages forwarded back and forth too often; routed again after `claimRetryMs`. */
+  private bounced: { shard: number; item: Item }[] = [];
+  private bounceTimer: unknown;
   private readonly listeners = new Set<(e: RegionEvent) => void>();
   private readonly unsubscribe: () => void;
   private readonly self: ActorRef;
@@ -341,7 +349,7 @@ class Region implements ShardRegion {
       for (const m of h.held.values()) held += m.size;
       for (const e of h.entities.values()) if (e.ref) entities++;
     }
-    return { hostedShards: this.hostedShards().length, entities, buffered: buffered + this.parked.length, held, ...this.counters };
+    return { hostedShards: this.hostedShards().length, entities, buffered: buffered + this.parked.length + this.bounced.length, held, ...this.counters };
   }
 
   on(listener: (e: RegionEvent) => void): () => void {
@@ -372,6 +380,7 @@ class Region implements ShardRegion {
     this.stopped = true;
     this.unsubscribe();
     this.system.clock.clearTimeout(this.passivationTimer);
+    this.system.clock.clearTimeout(this.bounceTimer);
     for (const h of this.shards.values()) {
       this.system.clock.clearTimeout(h.gapTimer);
       for (const e of h.entities.values()) {
@@ -457,8 +466,15 @@ class Region implements ShardRegion {
 
   private forward(owner: string, shard: number, item: Item): void {
     if (item.hops >= MAX_HOPS) {
-      this.emitEvent({ type: 'message.dropped', shard, key: item.key, reason: 'too-many-hops' });
-      this.system.logger.warn({ shard, key: item.key, owner }, 'sharding: message forwarded too often (membership views disagree); dropped');
+      this.emitEvent({ type: 'message.bounced', shard, key: item.key });
+      this.bounced.push({ shard, item: { ...item, hops: 0 } });
+      this.bounceTimer ??= this.system.clock.setTimeout(() => {
+        this.bounceTimer = undefined;
+        if (this.stopped) return;
+        const bounced = this.bounced;
+        this.bounced = [];
+        for (const b of bounced) this.route(b.shard, b.item);
+      }, this.claimRetryMs);
       return;
     }
     this.counters.forwarded++;

@@ -9,6 +9,10 @@ import type { Member, MemberStatus, MembershipEvent, MembershipView } from '../.
 export interface ManualView extends MembershipView {
   /** Stop notifying this view's subscribers (its node crashed). */
   detach(): void;
+  /** Freeze this view: it keeps the current member list and queues changes (slow gossip). */
+  lag(): void;
+  /** Apply the queued changes, in order, and follow the cluster again. */
+  catchUp(): void;
 }
 
 export interface ManualMembership {
@@ -26,10 +30,21 @@ export interface ManualMembership {
 
 export function createManualMembership(initial: readonly string[] = [], nowMs: () => number = () => 0): ManualMembership {
   const members = new Map<string, Member>();
-  const views = new Map<string, { listeners: Set<(e: MembershipEvent) => void>; attached: boolean; view: ManualView }>();
+  interface ViewState {
+    listeners: Set<(e: MembershipEvent) => void>;
+    attached: boolean;
+    frozen: readonly Member[] | undefined;
+    queue: MembershipEvent[];
+    view: ManualView;
+  }
+  const views = new Map<string, ViewState>();
   const publish = (member: Member, previous: MemberStatus | undefined): void => {
     const e: MembershipEvent = { type: 'member.changed', member, previous };
-    for (const v of views.values()) if (v.attached) for (const l of [...v.listeners]) l(e);
+    for (const v of views.values()) {
+      if (!v.attached) continue;
+      if (v.frozen) v.queue.push(e);
+      else for (const l of [...v.listeners]) l(e);
+    }
   };
   const setStatus = (node: string, status: MemberStatus, roles?: readonly string[]): void => {
     const prev = members.get(node);
@@ -47,16 +62,31 @@ export function createManualMembership(initial: readonly string[] = [], nowMs: (
       let v = views.get(node);
       if (!v) {
         const listeners = new Set<(e: MembershipEvent) => void>();
-        const entry = {
-          listeners, attached: true,
+        const entry: ViewState = {
+          listeners, attached: true, frozen: undefined, queue: [],
           view: {
             self: node,
-            members: list,
+            members: () => entry.frozen ?? list(),
             subscribe(l: (e: MembershipEvent) => void) {
               listeners.add(l);
               return () => listeners.delete(l);
             },
             detach() { entry.attached = false; },
+            lag() { entry.frozen ??= list(); },
+            catchUp() {
+              // Replay one change at a time, so the view's list matches each event as it is delivered.
+              const queue = entry.queue;
+              entry.queue = [];
+              const current = new Map((entry.frozen ?? []).map((m) => [m.node, m]));
+              entry.frozen = undefined;
+              for (const e of queue) {
+                current.set(e.member.node, e.member);
+                entry.frozen = [...current.values()];
+                for (const l of [...listeners]) l(e);
+              }
+              entry.frozen = undefined;
+              if (queue.length > 0) for (const l of [...listeners]) l(queue.at(-1)!);
+            },
           },
         };
         v = entry;

@@ -215,6 +215,33 @@ describe('sharding: rebalancing with hand-off', () => {
     await c.sim.shutdown();
   });
 
+  it('views that disagree for a while (slow gossip): still one host per shard, nothing lost, duplicated or reordered', async () => {
+    const c = cluster(13, ['n1', 'n2', 'n3']);
+    await workload(c, 10);
+    // n4 joins, but n2 hears of it 150 ms late: n2 keeps hosting shards n4 now claims.
+    c.membership.view('n2').lag();
+    c.start('n4');
+    c.membership.add('n4', 'up');
+    await workload(c, 20, ['n1', 'n2', 'n3', 'n4']);
+    expect(count(c, 'handoff.sent')).toBeGreaterThan(0);
+    c.membership.view('n2').catchUp();
+    await workload(c, 5, ['n1', 'n2', 'n3', 'n4']);
+    // n3 leaves, and n1 hears of it late: n1 keeps sending n3's shards to n3, which passes them on.
+    c.membership.view('n1').lag();
+    c.membership.setStatus('n3', 'left');
+    await workload(c, 20, ['n1', 'n2', 'n4']);
+    c.membership.view('n1').catchUp();
+    await workload(c, 5, ['n1', 'n2', 'n4']);
+    await c.sim.run({ until: () => c.regions.get('n3')!.stats().hostedShards === 0 && quiet(c)(), maxSteps: 200_000 });
+    await c.sim.run({ forMs: 50 });
+    const bounced = count(c, 'message.bounced');
+    console.log(`slow gossip: ${count(c, 'handoff.sent')} hand-offs, ${bounced} messages bounced between disagreeing views and routed again`);
+    expect(bounced).toBeGreaterThan(0);
+    expectAllDelivered(c);
+    expectOrderedNoDuplicates(c);
+    await c.sim.shutdown();
+  });
+
   for (const [seed, trigger, when] of [
     [21, 'leave', 'at once'], [22, 'leave', 'after the entities stopped'], [23, 'leave', 'after 2 ms'], [24, 'join', 'at once'],
   ] as const) {
