@@ -13,6 +13,7 @@ import { createActor, emit, setup, type Actor } from 'xstate';
 import type { ActorDefinition, TroupeAction } from '../../framework/actor.ts';
 import type { MessageObject, MessageSet } from '../../framework/codec/messages.ts';
 import type { ActorRef } from '../../framework/ref.ts';
+import { UnknownMessageTypeError } from '../../framework/errors.ts';
 import { defineActor, type ActorSystem } from '../../framework/index.ts';
 import type { SupervisionOptions } from '../../framework/supervision.ts';
 import type { MembershipView, MemberStatus } from './membership-view.ts';
@@ -101,7 +102,7 @@ export type RegionEvent =
   | { readonly type: 'handoff.received'; readonly shard: number; readonly from: string; readonly entities: number; readonly buffered: number }
   | { readonly type: 'entity.started'; readonly shard: number; readonly key: string }
   | { readonly type: 'entity.stopped'; readonly shard: number; readonly key: string; readonly reason: string }
-  | { readonly type: 'message.dropped'; readonly shard: number; readonly key: string; readonly reason: 'duplicate' }
+  | { readonly type: 'message.dropped'; readonly shard: number; readonly key: string; readonly reason: 'duplicate' | 'undecodable' }
   /** Forwarded too often (membership views disagree): it waits here and is routed again later. */
   | { readonly type: 'message.bounced'; readonly shard: number; readonly key: string }
   | { readonly type: 'gap.skipped'; readonly shard: number; readonly fromRegion: string; readonly missing: number };
@@ -118,6 +119,8 @@ export interface RegionStats {
   /** Messages held behind a missing predecessor (released in order, or after `gapTimeoutMs`). */
   readonly held: number;
   readonly duplicatesDropped: number;
+  /** Forwarded messages whose payload did not decode as the entity's message type. */
+  readonly undecodable: number;
 }
 
 /** A handle to one entity, wherever it lives. */
@@ -276,7 +279,7 @@ class Region implements ShardRegion {
   private claimSeq = 0;
   private passivationTimer: unknown;
   private stopped = false;
-  private counters = { handOffsSent: 0, handOffsReceived: 0, forwarded: 0, duplicatesDropped: 0 };
+  private counters = { handOffsSent: 0, handOffsReceived: 0, forwarded: 0, duplicatesDropped: 0, undecodable: 0 };
 
   constructor(private readonly system: ActorSystem, private readonly membership: MembershipView, options: ShardRegionOptions) {
     if (membership.self !== system.node) throw new RangeError(`membership.self ('${membership.self}') must be the system's node ('${system.node}')`);
@@ -359,6 +362,7 @@ class Region implements ShardRegion {
 
   tell(key: string, message: MessageObject, sender?: string): void {
     if (this.stopped) return;
+    if (!this.types.has(message.type)) throw new UnknownMessageTypeError(message.type, `${this.node}/${this.name}`);
     const shard = shardOf(key, this.numberOfShards);
     const h = this.shards.get(shard);
     // Fast path: the shard is active here and nothing this region sent it earlier is still on its way.
@@ -540,7 +544,7 @@ class Region implements ShardRegion {
   private accept(h: ShardHost, item: Item): void {
     if (item.seq === 0) {
       // Accepted before a hand-off but not yet processed (its entity was stopping): first in line.
-      this.deliverToEntity(h, item.key, this.messageOf(item), item.sender);
+      this.deliverDecoded(h, item);
       return;
     }
     const last = h.delivered.get(item.fromRegion) ?? 0;
@@ -561,8 +565,22 @@ class Region implements ShardRegion {
       return;
     }
     h.delivered.set(item.fromRegion, item.seq);
-    this.deliverToEntity(h, item.key, this.messageOf(item), item.sender);
+    this.deliverDecoded(h, item);
     this.drainHeld(h, item.fromRegion);
+  }
+
+  /** Bytes from another region that do not decode are dropped (counted, logged), never a failure of the region. */
+  private deliverDecoded(h: ShardHost, item: Item): void {
+    let message: MessageObject;
+    try {
+      message = this.messageOf(item);
+    } catch (err) {
+      this.counters.undecodable++;
+      this.emitEvent({ type: 'message.dropped', shard: h.shard, key: item.key, reason: 'undecodable' });
+      this.system.logger.warn({ err, shard: h.shard, key: item.key, messageType: item.messageType }, 'sharding: a forwarded message did not decode; dropped');
+      return;
+    }
+    this.deliverToEntity(h, item.key, message, item.sender);
   }
 
   private drainHeld(h: ShardHost, fromRegion: string): void {
@@ -573,7 +591,7 @@ class Region implements ShardRegion {
       held.delete(last + 1);
       last++;
       h.delivered.set(fromRegion, last);
-      this.deliverToEntity(h, next.key, this.messageOf(next), next.sender);
+      this.deliverDecoded(h, next);
     }
     if (held.size === 0) h.held.delete(fromRegion);
   }

@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { startShardRegion, type RegionEvent, type ShardRegion, type ShardRegionOptions } from '../../actors/sharding/region.ts';
 import { counterEntity } from '../../examples/sharded-counter.ts';
+import { UnknownMessageTypeError } from '../../framework/errors.ts';
 import { createSimulation, type Simulation } from '../../framework/sim/simulation.ts';
 import { createManualMembership, type ManualMembership } from '../helpers/manual-membership.ts';
 
@@ -169,6 +170,25 @@ describe('sharding: placement and on-demand entities', () => {
     expect(() => startShardRegion(sim.system('n1'), m.view('n1'), { entityType: 'c', entity, numberOfShards: 0 })).toThrow(/numberOfShards/);
     expect(() => startShardRegion(sim.system('n1'), m.view('n1'), { entityType: 'c', entity, passivateIdleMs: -1 })).toThrow(/passivateIdleMs/);
     expect(() => startShardRegion(sim.system('n1'), m.view('n2'), { entityType: 'c', entity })).toThrow(/membership.self/);
+  });
+});
+
+describe('sharding: bad input', () => {
+  it('a tell of a message the entity does not accept throws UnknownMessageTypeError; an undecodable forwarded payload is dropped and counted', async () => {
+    const c = cluster(4, ['n1', 'n2']);
+    expect(() => c.regions.get('n1')!.tell('k1', { type: 'Nope' })).toThrow(UnknownMessageTypeError);
+    const n1 = c.regions.get('n1')!;
+    const key = KEYS.find((k) => n1.ownerOf(n1.shardOf(k)) === 'n1')!;
+    c.sim.system('n2').deliver('n1/sharding-counter', {
+      type: 'ShardBatch',
+      envelopes: [{ shard: n1.shardOf(key), key, fromRegion: 'elsewhere@0', seq: 1, messageType: 'Add', payload: new Uint8Array([0xff, 0xff, 0xff]), sender: '', hops: 1 }],
+    });
+    await c.sim.run({ until: () => n1.stats().undecodable === 1, maxSteps: 10_000 });
+    c.tellFrom('n2', 20);
+    await c.sim.run({ until: quiet(c), maxSteps: 100_000 });
+    await c.sim.run({ forMs: 50 });
+    expectAllDelivered(c);
+    await c.sim.shutdown();
   });
 });
 
