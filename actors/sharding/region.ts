@@ -190,8 +190,10 @@ interface ShardHost {
   generation: number;
   /** Messages waiting for the shard to become active here (claiming, waiting, handingOff). */
   buffer: Item[];
-  /** Highest sequence number delivered, per sending region. */
+  /** Highest sequence number delivered, per other sending region. */
   delivered: Map<string, number>;
+  /** The same for this region's own messages (kept apart: it is read on every local tell). */
+  selfDelivered: number;
   /** Messages ahead of a gap, per sending region. */
   held: Map<string, Map<number, Item>>;
   gapTimer: unknown;
@@ -368,9 +370,9 @@ class Region implements ShardRegion {
     // Fast path: the shard is active here and nothing this region sent it earlier is still on its way.
     if (h !== undefined && h.actor.getSnapshot().value === ShardState.Active) {
       const next = this.outSeq[shard]! + 1;
-      if ((h.delivered.get(this.regionId) ?? 0) === next - 1) {
+      if (h.selfDelivered === next - 1) {
         this.outSeq[shard] = next;
-        h.delivered.set(this.regionId, next);
+        h.selfDelivered = next;
         this.deliverToEntity(h, key, message, sender ?? '');
         return;
       }
@@ -519,6 +521,7 @@ class Region implements ShardRegion {
     if (payload === undefined) {
       const t = this.types.get(item.messageType);
       if (!t) throw new RangeError(`entity ${this.entityType} does not accept ${item.messageType}`);
+      // fromObject, like the codec's enum handling, takes enum values by name.
       payload = t.encode(t.fromObject(item.message as object)).finish();
     }
     return {
@@ -547,7 +550,7 @@ class Region implements ShardRegion {
       this.deliverDecoded(h, item);
       return;
     }
-    const last = h.delivered.get(item.fromRegion) ?? 0;
+    const last = this.lastDelivered(h, item.fromRegion);
     if (item.seq <= last) {
       this.counters.duplicatesDropped++;
       this.emitEvent({ type: 'message.dropped', shard: h.shard, key: item.key, reason: 'duplicate' });
@@ -564,9 +567,18 @@ class Region implements ShardRegion {
       if (h.gapTimer === undefined) h.gapTimer = this.system.clock.setTimeout(() => this.skipGaps(h), this.gapTimeoutMs);
       return;
     }
-    h.delivered.set(item.fromRegion, item.seq);
+    this.setDelivered(h, item.fromRegion, item.seq);
     this.deliverDecoded(h, item);
     this.drainHeld(h, item.fromRegion);
+  }
+
+  private lastDelivered(h: ShardHost, fromRegion: string): number {
+    return fromRegion === this.regionId ? h.selfDelivered : (h.delivered.get(fromRegion) ?? 0);
+  }
+
+  private setDelivered(h: ShardHost, fromRegion: string, seq: number): void {
+    if (fromRegion === this.regionId) h.selfDelivered = seq;
+    else h.delivered.set(fromRegion, seq);
   }
 
   /** Bytes from another region that do not decode are dropped (counted, logged), never a failure of the region. */
@@ -586,11 +598,11 @@ class Region implements ShardRegion {
   private drainHeld(h: ShardHost, fromRegion: string): void {
     const held = h.held.get(fromRegion);
     if (!held) return;
-    let last = h.delivered.get(fromRegion) ?? 0;
+    let last = this.lastDelivered(h, fromRegion);
     for (let next = held.get(last + 1); next !== undefined; next = held.get(last + 1)) {
       held.delete(last + 1);
       last++;
-      h.delivered.set(fromRegion, last);
+      this.setDelivered(h, fromRegion, last);
       this.deliverDecoded(h, next);
     }
     if (held.size === 0) h.held.delete(fromRegion);
@@ -602,9 +614,9 @@ class Region implements ShardRegion {
     if (!this.isActive(h) || this.stopped) return;
     for (const [fromRegion, held] of [...h.held]) {
       const lowest = Math.min(...held.keys());
-      const last = h.delivered.get(fromRegion) ?? 0;
+      const last = this.lastDelivered(h, fromRegion);
       this.emitEvent({ type: 'gap.skipped', shard: h.shard, fromRegion, missing: lowest - last - 1 });
-      h.delivered.set(fromRegion, lowest - 1);
+      this.setDelivered(h, fromRegion, lowest - 1);
       this.drainHeld(h, fromRegion);
     }
   }
@@ -705,7 +717,7 @@ class Region implements ShardRegion {
     if (h) return h;
     const actor = createActor(shardMachine, { input: { shard, claimRetryMs: this.claimRetryMs }, clock: this.system.clock });
     h = {
-      shard, actor, generation: 0, buffer: [], delivered: new Map(), held: new Map(), gapTimer: undefined,
+      shard, actor, generation: 0, buffer: [], delivered: new Map(), selfDelivered: 0, held: new Map(), gapTimer: undefined,
       entities: new Map(), incoming: [], claim: undefined, movedTo: undefined,
     };
     const host = h;
@@ -763,7 +775,7 @@ class Region implements ShardRegion {
 
   private applyHandOff(h: ShardHost, handOff: HandOff): void {
     h.generation = Math.max(h.generation, handOff.generation);
-    for (const d of handOff.delivered) h.delivered.set(d.fromRegion, Math.max(h.delivered.get(d.fromRegion) ?? 0, d.seq));
+    for (const d of handOff.delivered) this.setDelivered(h, d.fromRegion, Math.max(this.lastDelivered(h, d.fromRegion), d.seq));
     for (const s of handOff.states) {
       const e = h.entities.get(s.key);
       if (e === undefined) h.entities.set(s.key, { ref: undefined, lastActiveMs: 0, state: s.state, stopping: false, stopTimer: undefined, pending: [] });
@@ -790,10 +802,11 @@ class Region implements ShardRegion {
     const generation = h.generation + 1;
     const handOff: HandOff = {
       type: 'HandOff', shard: h.shard, fromNode: this.node, generation,
-      delivered: [...h.delivered].map(([fromRegion, seq]) => ({ fromRegion, seq })),
+      delivered: [...h.delivered, ...(h.selfDelivered > 0 ? [[this.regionId, h.selfDelivered] as const] : [])].map(([fromRegion, seq]) => ({ fromRegion, seq })),
       states, buffered: items.map((i) => { const { type: _t, ...env } = this.envelopeOf(h.shard, i, i.hops); return env; }),
     };
     h.delivered.clear();
+    h.selfDelivered = 0;
     if (to === undefined) {
       // Nobody can host it now: keep it as an incoming hand-off to ourselves, applied when we own it again.
       h.incoming.push(handOff);
