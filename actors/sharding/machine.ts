@@ -14,7 +14,7 @@
  * - `remote`: another node owns the shard; the host forwards its messages there.
  * - `claiming` / `waiting` (buffering): this node owns the shard by its view but does not host
  *   it yet; it asks every possible holder whether it hosts the shard, and waits for a hand-off or
- *   for everyone to say no. A claim is re-sent every `claimRetryMs` until decided.
+ *   for everyone to say no. An undecided claim (its asks time out) is re-sent after 2 × `claimRetryMs`.
  * - `active` (delivering): entities run here; on entry the host delivers what it buffered, in
  *   order, then everything new goes straight to the entities.
  * - `handingOff` (buffering): the view moved the shard away; the host stops the entities
@@ -71,6 +71,8 @@ export const shardMachine = setup({
   },
   delays: {
     claimRetry: ({ context }) => context.claimRetryMs,
+    // An undecided claim (its asks time out after claimRetryMs) is sent again after twice that.
+    claimResend: ({ context }) => 2 * context.claimRetryMs,
   },
 }).createMachine({
   id: 'shard',
@@ -85,7 +87,7 @@ export const shardMachine = setup({
     },
     claiming: {
       entry: emit({ type: 'shard.claim' }),
-      after: { claimRetry: { target: ShardState.Claiming, reenter: true } },
+      after: { claimResend: { target: ShardState.Claiming, reenter: true } },
       on: {
         CLAIM_GRANTED: ShardState.Active,
         CLAIM_BLOCKED: ShardState.Waiting,

@@ -12,8 +12,8 @@
 import { createActor, emit, setup, type Actor } from 'xstate';
 import type { ActorDefinition, TroupeAction } from '../../framework/actor.ts';
 import type { MessageObject, MessageSet } from '../../framework/codec/messages.ts';
-import type { ActorRef } from '../../framework/ref.ts';
-import { UnknownMessageTypeError } from '../../framework/errors.ts';
+import type { ActorRef, Origin } from '../../framework/ref.ts';
+import { NoRespondersError, UnknownMessageTypeError } from '../../framework/errors.ts';
 import { defineActor, type ActorSystem } from '../../framework/index.ts';
 import type { SupervisionOptions } from '../../framework/supervision.ts';
 import type { MembershipView, MemberStatus } from './membership-view.ts';
@@ -201,11 +201,14 @@ interface ShardHost {
   incoming: HandOff[];
   claim: { id: number; awaiting: Set<string>; blocked: boolean } | undefined;
   /** Last hand-off sent from here. */
-  movedTo: { node: string; generation: number } | undefined;
+  movedTo: { node: string; generation: number; atMs: number } | undefined;
 }
 
 /** A protobuf message type, as message sets hold them. */
 type ProtoType = MessageSet['types'] extends ReadonlyMap<string, infer T> ? T : never;
+
+/** A hand-off sent is reported to claimers for this many `claimRetryMs`. */
+const MOVED_REPORT_FACTOR = 4;
 
 const CLAIM_NONE = 0;
 const CLAIM_HOSTING = 1;
@@ -266,6 +269,8 @@ class Region implements ShardRegion {
   private readonly outSeq: Uint32Array;
   private owners: readonly (string | undefined)[] = [];
   private mayHold = new Set<string>();
+  /** Every other member this view lists, whatever its status: all are asked when claiming. */
+  private known = new Set<string>();
   /** Messages for shards no member can host now. */
   private parked: { shard: number; item: Item }[] = [];
   /** Messages forwarded back and forth too often; routed again after `claimRetryMs`. */
@@ -408,13 +413,17 @@ class Region implements ShardRegion {
   private recompute(): void {
     const owners: string[] = [];
     const mayHold = new Set<string>();
+    const known = new Set<string>();
     for (const m of this.membership.members()) {
       if (this.role !== undefined && !m.roles.includes(this.role)) continue;
       if (OWNS.has(m.status)) owners.push(m.node);
-      if (MAY_HOLD.has(m.status) && m.node !== this.node) mayHold.add(m.node);
+      if (m.node === this.node) continue;
+      known.add(m.node);
+      if (MAY_HOLD.has(m.status)) mayHold.add(m.node);
     }
     this.owners = ownerTable(this.numberOfShards, owners);
     this.mayHold = mayHold;
+    this.known = known;
   }
 
   private onViewChange(): void {
@@ -430,9 +439,6 @@ class Region implements ShardRegion {
       } else if (!mine && state !== ShardState.Remote && state !== ShardState.HandingOff) {
         if (state === ShardState.Active) this.emitEvent({ type: 'handoff.started', shard: h.shard, to: this.owners[h.shard] });
         h.actor.send({ type: 'OWNER_ELSEWHERE' });
-      } else if (h.claim) {
-        for (const peer of [...h.claim.awaiting]) if (!this.mayHold.has(peer)) h.claim.awaiting.delete(peer);
-        this.decideClaim(h);
       }
     }
     const parked = this.parked;
@@ -813,7 +819,7 @@ class Region implements ShardRegion {
       return;
     }
     h.generation = generation;
-    h.movedTo = { node: to, generation };
+    h.movedTo = { node: to, generation, atMs: this.system.clock.now() };
     this.counters.handOffsSent++;
     this.emitEvent({ type: 'handoff.sent', shard: h.shard, to, entities: states.length, buffered: items.length });
     if (to === this.node) this.onHandOff(handOff);
@@ -832,9 +838,6 @@ class Region implements ShardRegion {
       case 'Claim':
         this.onClaim(event as unknown as Claim);
         return;
-      case 'ClaimReply':
-        this.onClaimReply(event as unknown as ClaimReply);
-        return;
       case 'HandOff':
         this.onHandOff(event as unknown as HandOff);
         return;
@@ -847,7 +850,7 @@ class Region implements ShardRegion {
     if (owner !== this.node && owner !== undefined) {
       // Our view says someone else owns it: pass it on, unchanged.
       const h = this.shards.get(handOff.shard);
-      if (h) h.movedTo = { node: owner, generation: handOff.generation };
+      if (h) h.movedTo = { node: owner, generation: handOff.generation, atMs: this.system.clock.now() };
       this.sendTo(owner, handOff);
       return;
     }
@@ -863,15 +866,37 @@ class Region implements ShardRegion {
     if (owner === this.node) h.actor.send({ type: 'HANDOFF_IN' });
   }
 
+  /**
+   * Ask every member this view lists — `down` ones too: a view may still think a node down that
+   * came back and took shards. A node with no region there (no responders) holds nothing; one
+   * that does not answer in time holds nothing if it is `down` or `joining` here, and blocks the
+   * claim otherwise.
+   */
   private sendClaim(h: ShardHost): void {
     const id = ++this.claimSeq;
-    h.claim = { id, awaiting: new Set(this.mayHold), blocked: false };
+    const peers = [...this.known];
+    h.claim = { id, awaiting: new Set(peers), blocked: false };
     const claim: Claim = { type: 'Claim', shard: h.shard, fromNode: this.node, claimId: id };
-    for (const peer of this.mayHold) this.sendTo(peer, claim);
+    for (const peer of peers) {
+      const box = this.outbox.get(peer);
+      if (box) this.sendBatch(peer, box);
+      this.system.ask<ClaimReply>(`${peer}/${this.name}`, claim, { timeoutMs: this.claimRetryMs, sender: this.self }).then(
+        (reply) => this.onClaimReply(reply),
+        (err: unknown) => this.onClaimUnanswered(h.shard, id, peer, err),
+      );
+    }
     this.decideClaim(h);
   }
 
-  private onClaim(claim: Claim): void {
+  private onClaimUnanswered(shard: number, id: number, peer: string, err: unknown): void {
+    const h = this.shards.get(shard);
+    if (this.stopped || !h?.claim || h.claim.id !== id) return;
+    if (!(err instanceof NoRespondersError) && this.mayHold.has(peer)) h.claim.blocked = true;
+    h.claim.awaiting.delete(peer);
+    this.decideClaim(h);
+  }
+
+  private onClaim(claim: Claim & { origin?: Origin }): void {
     const h = this.shards.get(claim.shard);
     let status = CLAIM_NONE;
     let movedTo = '';
@@ -880,19 +905,21 @@ class Region implements ShardRegion {
       const state = h.actor.getSnapshot().value as ShardStateName;
       if (state === ShardState.Active || state === ShardState.HandingOff || h.incoming.length > 0) status = CLAIM_HOSTING;
       else if (state === ShardState.Claiming || state === ShardState.Waiting) status = CLAIM_CLAIMING;
-      else if (h.movedTo) {
+      else if (h.movedTo && this.system.clock.now() - h.movedTo.atMs < MOVED_REPORT_FACTOR * this.claimRetryMs) {
+        // Only while the hand-off may still be in transit: later, its recipient answers for it
+        // (and a recipient that restarted since has nothing to answer for).
         status = CLAIM_MOVED;
         movedTo = h.movedTo.node;
         generation = h.movedTo.generation;
       }
     }
     const reply: ClaimReply = { type: 'ClaimReply', shard: claim.shard, fromNode: this.node, claimId: claim.claimId, status, movedTo, generation };
-    this.sendTo(claim.fromNode, reply);
+    if (claim.origin) this.system.reply(claim.origin, reply, this.self);
   }
 
   private onClaimReply(reply: ClaimReply): void {
     const h = this.shards.get(reply.shard);
-    if (!h?.claim || h.claim.id !== reply.claimId) return;
+    if (this.stopped || !h?.claim || h.claim.id !== reply.claimId) return;
     if (reply.status === CLAIM_HOSTING || reply.status === CLAIM_CLAIMING) h.claim.blocked = true;
     else if (reply.status === CLAIM_MOVED && reply.generation > h.generation && reply.movedTo !== this.node && this.mayHold.has(reply.movedTo)) {
       // It was handed to a node that may still hold it (or be about to receive it): not ours to start fresh.

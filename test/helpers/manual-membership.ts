@@ -16,7 +16,7 @@ export interface ManualView extends MembershipView {
 }
 
 export interface ManualMembership {
-  /** The view of `node` (created on first call). */
+  /** The view of `node` (created on first call, and again after `detach()`: a restarted node's). */
   view(node: string): ManualView;
   /** Add a member (default status `up`), or change its status when present. */
   add(node: string, status?: MemberStatus, roles?: readonly string[]): void;
@@ -60,7 +60,7 @@ export function createManualMembership(initial: readonly string[] = [], nowMs: (
   return {
     view(node) {
       let v = views.get(node);
-      if (!v) {
+      if (!v || !v.attached) {
         const listeners = new Set<(e: MembershipEvent) => void>();
         const entry: ViewState = {
           listeners, attached: true, frozen: undefined, queue: [],

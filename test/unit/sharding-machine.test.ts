@@ -35,7 +35,7 @@ describe('shard chart', () => {
     expect(s.effects).toEqual(['shard.claim', 'shard.activate', 'shard.stopEntities', 'shard.handOff']);
   });
 
-  it('a blocked claim waits claimRetryMs and claims again; an undecided claim is re-sent', () => {
+  it('a blocked claim waits claimRetryMs and claims again; an undecided claim is re-sent after 2 × claimRetryMs', () => {
     const s = start();
     s.send('DEMAND');
     s.send('CLAIM_BLOCKED');
@@ -44,7 +44,9 @@ describe('shard chart', () => {
     expect(s.effects).toEqual(['shard.claim']);
     s.clock.increment(1);
     expect(s.state()).toBe('claiming');
-    s.clock.increment(100);
+    s.clock.increment(199);
+    expect(s.effects).toEqual(['shard.claim', 'shard.claim']);
+    s.clock.increment(1);
     expect(s.effects).toEqual(['shard.claim', 'shard.claim', 'shard.claim']);
   });
 

@@ -39,7 +39,11 @@ function cluster(seed: number, initial: readonly string[], options: Partial<Shar
   const applied = new Map<string, Applied[]>();
   const sent = new Map<string, number[]>();
   const clientSeq = new Map<string, number>();
+  /** A client is one region incarnation: the order guarantee is per region that accepted the tell. */
+  const clientOf = new Map<string, number>();
+  let starts = 0;
   const start = (node: string): ShardRegion => {
+    clientOf.set(node, ++starts);
     const entity = counterEntity((key, add, total) => {
       let list = applied.get(key);
       if (!list) applied.set(key, (list = []));
@@ -56,7 +60,7 @@ function cluster(seed: number, initial: readonly string[], options: Partial<Shar
   };
   const live = (): string[] => [...regions.keys()].filter((n) => sim.nodes.get(n)!.status === 'up');
   const tellFrom = (node: string, count: number): void => {
-    const client = all.indexOf(node) + 1;
+    const client = clientOf.get(node)!;
     for (let i = 0; i < count; i++) {
       const key = KEYS[sim.rng.int(KEYS.length)]!;
       const id = `${client}|${key}`;
@@ -100,6 +104,18 @@ function expectOrderedNoDuplicates(c: Cluster): number {
     }
   }
   return count;
+}
+
+/** Where the sent lists stand now, to check later that everything sent after it was applied. */
+const markSent = (c: Cluster): Map<string, number> => new Map([...c.sent].map(([k, l]) => [k, l.length]));
+
+/** Every message sent after `mark` was applied (the rest may have been lost in a crash). */
+function expectAppliedSince(c: Cluster, mark: Map<string, number>, what: string): void {
+  for (const key of KEYS) {
+    const fresh = (c.sent.get(key) ?? []).slice(mark.get(key) ?? 0);
+    const got = new Set((c.applied.get(key) ?? []).map((a) => a.client * 1_000_000 + a.seq));
+    expect(fresh.filter((id) => !got.has(id)), `${what}: messages to ${key} not applied`).toEqual([]);
+  }
 }
 
 /** Every message sent was applied once, and each counter's final total is its message count. */
@@ -289,15 +305,11 @@ describe('sharding: rebalancing with hand-off', () => {
       const sentTotal = [...c.sent.values()].reduce((s, l) => s + l.length, 0);
       console.log(`crash during hand-off (seed ${seed}): n1 was handing off ${midHandOff} shards; ${applied} of ${sentTotal} messages applied, ${sentTotal - applied} lost with n1`);
       // After recovery: a fresh batch from every survivor arrives in full.
-      const mark = new Map([...c.applied].map(([k, l]) => [k, l.length]));
-      const sentMark = new Map([...c.sent].map(([k, l]) => [k, l.length]));
+      const sentMark = markSent(c);
       await workload(c, 5, ['n2', 'n3', 'n4']);
       await c.sim.run({ until: quiet(c), maxSteps: 200_000 });
       await c.sim.run({ forMs: 50 });
-      for (const key of KEYS) {
-        const fresh = (c.sent.get(key) ?? []).length - (sentMark.get(key) ?? 0);
-        expect((c.applied.get(key) ?? []).length - (mark.get(key) ?? 0), `fresh messages applied to ${key}`).toBe(fresh);
-      }
+      expectAppliedSince(c, sentMark, 'after recovery');
       expectOrderedNoDuplicates(c);
       for (let s = 0; s < SHARDS; s++) {
         const owner = c.regions.get('n2')!.ownerOf(s);
@@ -323,19 +335,106 @@ describe('sharding: rebalancing with hand-off', () => {
     await c.sim.run({ until: quiet(c), maxSteps: 200_000 });
     await c.sim.run({ forMs: 500 });
     expectOrderedNoDuplicates(c);
-    const sentMark = new Map([...c.sent].map(([k, l]) => [k, l.length]));
-    const mark = new Map([...c.applied].map(([k, l]) => [k, l.length]));
+    const sentMark = markSent(c);
     await workload(c, 5, ['n1', 'n2', 'n3']);
     await c.sim.run({ until: quiet(c), maxSteps: 200_000 });
     await c.sim.run({ forMs: 50 });
-    for (const key of KEYS) {
-      const fresh = (c.sent.get(key) ?? []).length - (sentMark.get(key) ?? 0);
-      expect((c.applied.get(key) ?? []).length - (mark.get(key) ?? 0), `fresh messages applied to ${key}`).toBe(fresh);
-    }
+    expectAppliedSince(c, sentMark, 'after recovery');
     expectOrderedNoDuplicates(c);
     expect(c.regions.get('n1')!.hostedShards().length + c.regions.get('n2')!.hostedShards().length + c.regions.get('n3')!.hostedShards().length)
       .toBeGreaterThan(0);
     console.log(`new owner crash: n4 had received ${received} hand-offs; their entities' state since the last save is lost`);
     await c.sim.shutdown();
   });
+
+  it('a crashed node restarts and rejoins: shards come back to it by hand-off', async () => {
+    const c = cluster(26, ['n1', 'n2', 'n3']);
+    await workload(c, 10);
+    c.membership.view('n3').detach();
+    c.sim.nemesis.crash('n3');
+    c.membership.down('n3');
+    await workload(c, 10, ['n1', 'n2']);
+    await c.sim.run({ until: quiet(c), maxSteps: 200_000 });
+    c.sim.nemesis.restart('n3');
+    c.start('n3');
+    c.membership.add('n3', 'joining');
+    await workload(c, 3, ['n1', 'n2', 'n3']);
+    c.membership.setStatus('n3', 'up');
+    const sentMark = markSent(c);
+    await c.sim.run({ forMs: 600 });
+    await workload(c, 10, ['n1', 'n2', 'n3']);
+    await c.sim.run({ until: quiet(c), maxSteps: 200_000 });
+    await c.sim.run({ forMs: 50 });
+    expectOrderedNoDuplicates(c);
+    expectAppliedSince(c, sentMark, 'after recovery');
+    expect(c.regions.get('n3')!.stats().handOffsReceived).toBeGreaterThan(0);
+    expect(c.regions.get('n3')!.stats().hostedShards).toBeGreaterThan(0);
+    await c.sim.shutdown();
+  });
+});
+
+describe('sharding: random membership changes under load', () => {
+  for (const seed of [31, 32, 33, 34]) {
+    it(`seed ${seed}: joins, graceful leaves, crashes, restarts and lagging views — one host per shard, nothing applied twice or out of order, and everything once it settles`, async () => {
+      const c = cluster(seed, ['n1', 'n2', 'n3']);
+      const all = ['n1', 'n2', 'n3', 'n4'];
+      const rng = c.sim.rng;
+      const status = new Map<string, 'member' | 'out' | 'crashed'>([['n1', 'member'], ['n2', 'member'], ['n3', 'member'], ['n4', 'out']]);
+      const members = (): string[] => all.filter((n) => status.get(n) === 'member');
+      const log: string[] = [];
+      for (let step = 0; step < 12; step++) {
+        const action = rng.int(5);
+        const pick = (xs: string[]): string | undefined => xs.length === 0 ? undefined : xs[rng.int(xs.length)];
+        if (action === 0) {
+          const n = pick(all.filter((x) => status.get(x) !== 'member'));
+          if (n) {
+            if (status.get(n) === 'crashed' || c.sim.nodes.get(n)!.status === 'crashed') c.sim.nemesis.restart(n);
+            c.start(n);
+            c.membership.add(n, 'up');
+            status.set(n, 'member');
+            log.push(`+${n}`);
+          }
+        } else if (action === 1 && members().length > 2) {
+          const n = pick(members())!;
+          c.membership.view(n).catchUp(); // a node leaving knows it is leaving
+          c.membership.setStatus(n, 'left');
+          await workload(c, 3, members());
+          await c.sim.run({ until: () => c.regions.get(n)!.stats().hostedShards === 0 && c.regions.get(n)!.stats().buffered === 0, maxSteps: 200_000 });
+          c.membership.remove(n);
+          await c.regions.get(n)!.stop();
+          c.sim.nemesis.crash(n);
+          status.set(n, 'out');
+          log.push(`-${n}`);
+        } else if (action === 2 && members().length > 2) {
+          const n = pick(members())!;
+          c.membership.view(n).detach();
+          c.sim.nemesis.crash(n);
+          status.set(n, 'crashed');
+          await workload(c, 2, members().filter((x) => x !== n));
+          c.membership.down(n);
+          log.push(`✗${n}`);
+        } else if (action === 3) {
+          const n = pick(members())!;
+          c.membership.view(n).lag();
+          log.push(`~${n}`);
+        } else {
+          for (const n of members()) c.membership.view(n).catchUp();
+          log.push('=');
+        }
+        await workload(c, 3, members());
+      }
+      for (const n of members()) c.membership.view(n).catchUp();
+      await c.sim.run({ until: quiet(c), maxSteps: 100_000 });
+      await c.sim.run({ forMs: 1_000 });
+      expectOrderedNoDuplicates(c);
+      const sentMark = markSent(c);
+      await workload(c, 5, members());
+      await c.sim.run({ until: quiet(c), maxSteps: 100_000 });
+      await c.sim.run({ forMs: 50 });
+      expectAppliedSince(c, sentMark, `settled (${log.join(' ')})`);
+      expectOrderedNoDuplicates(c);
+      console.log(`random changes (seed ${seed}): ${log.join(' ')}; ${count(c, 'handoff.sent')} hand-offs, ${count(c, 'message.bounced')} bounced, ${count(c, 'gap.skipped')} gaps skipped`);
+      await c.sim.shutdown();
+    });
+  }
 });
