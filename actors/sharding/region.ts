@@ -79,7 +79,10 @@ export interface ShardRegionOptions {
   readonly numberOfShards?: number;
   /** Passivate an entity that received nothing for this long; 0 never. @default 120 000 */
   readonly passivateIdleMs?: number;
-  /** Re-send an undecided shard claim this often. @default 500 */
+  /**
+   * Timeout of a shard claim's asks; a blocked claim is retried after it, an undecided one after
+   * twice it; a message bounced between disagreeing views waits this long. @default 500
+   */
   readonly claimRetryMs?: number;
   /**
    * Hold a message that arrived ahead of a lost predecessor (a crashed node held it) this long,

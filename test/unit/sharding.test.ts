@@ -374,9 +374,10 @@ describe('sharding: rebalancing with hand-off', () => {
 });
 
 describe('sharding: random membership changes under load', () => {
-  for (const seed of [31, 32, 33, 34]) {
-    it(`seed ${seed}: joins, graceful leaves, crashes, restarts and lagging views — one host per shard, nothing applied twice or out of order, and everything once it settles`, async () => {
-      const c = cluster(seed, ['n1', 'n2', 'n3']);
+  for (const [seed, passivateIdleMs] of [[31, 0], [32, 0], [33, 0], [34, 0], [35, 20], [36, 20]] as const) {
+    const passivating = passivateIdleMs > 0 ? ', entities passivating every 20 ms idle' : '';
+    it(`seed ${seed}${passivating}: joins, graceful leaves, crashes, restarts and lagging views — one host per shard, nothing applied twice or out of order, and everything once it settles`, async () => {
+      const c = cluster(seed, ['n1', 'n2', 'n3'], { passivateIdleMs });
       const all = ['n1', 'n2', 'n3', 'n4'];
       const rng = c.sim.rng;
       const status = new Map<string, 'member' | 'out' | 'crashed'>([['n1', 'member'], ['n2', 'member'], ['n3', 'member'], ['n4', 'out']]);
@@ -433,7 +434,11 @@ describe('sharding: random membership changes under load', () => {
       await c.sim.run({ forMs: 50 });
       expectAppliedSince(c, sentMark, `settled (${log.join(' ')})`);
       expectOrderedNoDuplicates(c);
-      console.log(`random changes (seed ${seed}): ${log.join(' ')}; ${count(c, 'handoff.sent')} hand-offs, ${count(c, 'message.bounced')} bounced, ${count(c, 'gap.skipped')} gaps skipped`);
+      if (passivateIdleMs > 0) {
+        const idle = [...c.events.values()].flat().filter((e) => e.type === 'entity.stopped').length;
+        expect(idle, 'entities stopped (passivation and hand-offs)').toBeGreaterThan(count(c, 'handoff.sent'));
+      }
+      console.log(`random changes (seed ${seed}${passivating}): ${log.join(' ')}; ${count(c, 'handoff.sent')} hand-offs, ${count(c, 'message.bounced')} bounced, ${count(c, 'gap.skipped')} gaps skipped`);
       await c.sim.shutdown();
     });
   }
