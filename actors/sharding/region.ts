@@ -157,7 +157,10 @@ export interface ShardRegion extends AsyncDisposable {
   stats(): RegionStats;
   /** Listen to region events; returns the unsubscribe function. */
   on(listener: (e: RegionEvent) => void): () => void;
-  /** Stop the region and its entities here, without handing off (leave the cluster first to hand off). */
+  /**
+   * Stop the region and its entities here, without handing off (leave the cluster first to hand
+   * off). Tells after this are ignored.
+   */
   stop(): Promise<void>;
 }
 
@@ -245,12 +248,16 @@ function nonNegativeMs(name: string, v: number | undefined, dflt: number): numbe
 
 const KEY_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** An actor name for an entity key: the key itself when it is a safe token, else its hex. */
+/**
+ * An actor name for an entity key: the key itself when it is a safe token, else its hex. The type's
+ * length comes first, so no (type, key) pair can take another's name.
+ */
 function entityName(entityType: string, key: string): string {
-  if (KEY_TOKEN.test(key)) return `${entityType}-k-${key}`;
+  const prefix = `e${entityType.length}-${entityType}`;
+  if (KEY_TOKEN.test(key)) return `${prefix}-k-${key}`;
   let hex = '';
   for (const b of new TextEncoder().encode(key)) hex += b.toString(16).padStart(2, '0');
-  return `${entityType}-x-${hex}`;
+  return `${prefix}-x-${hex}`;
 }
 
 class Region implements ShardRegion {
