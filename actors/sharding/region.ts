@@ -206,6 +206,8 @@ interface ShardHost {
   entities: Map<string, EntityEntry>;
   incoming: HandOff[];
   claim: { id: number; awaiting: Set<string>; blocked: boolean } | undefined;
+  /** Removes the chart from the system's hosted actors. */
+  unhost: () => void;
   /** Last hand-off sent from here. */
   movedTo: { node: string; generation: number; atMs: number } | undefined;
 }
@@ -408,6 +410,7 @@ class Region implements ShardRegion {
         this.system.clock.clearTimeout(e.stopTimer);
         if (e.ref) this.system.stop(e.ref);
       }
+      h.unhost();
       h.actor.stop();
     }
     this.system.stop(this.self);
@@ -734,12 +737,14 @@ class Region implements ShardRegion {
     const actor = createActor(shardMachine, { input: { shard, claimRetryMs: this.claimRetryMs }, clock: this.system.clock });
     h = {
       shard, actor, generation: 0, buffer: [], delivered: new Map(), selfDelivered: 0, held: new Map(), gapTimer: undefined,
-      entities: new Map(), incoming: [], claim: undefined, movedTo: undefined,
+      entities: new Map(), incoming: [], claim: undefined, movedTo: undefined, unhost: () => undefined,
     };
     const host = h;
     actor.on('*', (effect) => this.onShardEffect(host, effect as ShardEffect));
     this.shards.set(shard, h);
     actor.start();
+    // Shown with the system's actors (actors(), snapshotOf, the inspector) as `<region>-shard-<n>`.
+    h.unhost = this.system.host(`${this.name}-shard-${shard}`, actor, { type: 'shard' });
     return h;
   }
 

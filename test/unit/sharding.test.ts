@@ -160,6 +160,10 @@ describe('sharding: placement and on-demand entities', () => {
       expect(new Set(list.map((a) => a.node)), key).toEqual(new Set([owner]));
     }
     for (const n of ['n1', 'n2', 'n3']) expect(c.regions.get(n)!.stats().hostedShards).toBeGreaterThan(0);
+    // Each shard's chart is shown with the system's actors (and so in the inspector).
+    const n1 = c.regions.get('n1')!;
+    const shard = n1.hostedShards()[0]!;
+    expect(c.sim.system('n1').snapshotOf(`n1/sharding-counter-shard-${shard}`)?.value).toBe('active');
     await c.sim.shutdown();
   });
 
