@@ -6,7 +6,7 @@
  * changes, all of them, with the counters' totals carried across hand-offs.
  */
 import { describe, expect, it } from 'vitest';
-import { startShardRegion, type RegionEvent, type ShardRegion, type ShardRegionOptions } from '../../actors/sharding/region.ts';
+import { createSharding, startShardRegion, type RegionEvent, type ShardRegion, type ShardRegionOptions } from '../../actors/sharding/region.ts';
 import { counterEntity } from '../../examples/sharded-counter.ts';
 import { UnknownMessageTypeError } from '../../framework/errors.ts';
 import { createSimulation, type Simulation } from '../../framework/sim/simulation.ts';
@@ -181,6 +181,39 @@ describe('sharding: placement and on-demand entities', () => {
     expectAllDelivered(c);
     expectOrderedNoDuplicates(c);
     await c.sim.shutdown();
+  });
+
+  it('role: only members with the role host shards; others forward', async () => {
+    const c = cluster(5, [], { role: 'store' });
+    c.membership.add('n1', 'up', ['store']);
+    c.membership.add('n2', 'up', ['store']);
+    c.membership.add('n3', 'up', []);
+    for (const n of ['n1', 'n2', 'n3']) c.start(n);
+    await workload(c, 10);
+    await c.sim.run({ until: quiet(c), maxSteps: 100_000 });
+    await c.sim.run({ forMs: 50 });
+    expectAllDelivered(c);
+    expect(c.regions.get('n3')!.stats().hostedShards).toBe(0);
+    expect(c.regions.get('n3')!.stats().forwarded).toBeGreaterThan(0);
+    expect(new Set([...c.applied.values()].flat().map((a) => a.node))).toEqual(new Set(['n1', 'n2']));
+    await c.sim.shutdown();
+  });
+
+  it('createSharding: one region per entity type, addressed as sharding.ref(entityType, key)', async () => {
+    const sim = createSimulation({ seed: 6, nodes: ['n1'] });
+    const m = createManualMembership(['n1']);
+    const seen: string[] = [];
+    const sharding = createSharding(sim.system('n1'), m.view('n1'));
+    sharding.start({ entityType: 'counter', entity: counterEntity((key, add) => seen.push(`${key}:${add.seq}`)), passivateIdleMs: 0 });
+    expect(() => sharding.start({ entityType: 'counter', entity: counterEntity() })).toThrow(RangeError);
+    expect(() => sharding.ref('nope', 'k')).toThrow(/nope/);
+    sharding.ref('counter', 'k1').send({ type: 'Add', n: 1, seq: 1 });
+    sharding.ref('counter', 'k1').send({ type: 'Add', n: 1, seq: 2 });
+    await sim.run({ until: () => seen.length === 2, maxSteps: 10_000 });
+    expect(seen).toEqual(['k1:1', 'k1:2']);
+    await sharding.stop();
+    expect(sim.system('n1').actors().filter((a) => a.includes('sharding') || a.includes('counter'))).toEqual([]);
+    await sim.shutdown();
   });
 
   it('rejects bad options with a RangeError naming the option', () => {
