@@ -20,6 +20,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   'replicated-cart': { module: 'examples/replicated-cart.ts', summary: 'an XState cart replicated through Raft: every node runs the same chart, across a leader failure' },
   'raft-cluster': { module: 'examples/raft-cluster/main.ts', summary: 'a Raft KV in three OS processes over NATS; the leader is SIGKILLed and no acknowledged write is lost' },
   'load-balancer': { module: 'examples/load-balancer.ts', summary: 'four workers found through the receptionist behind a P2C balancer: a slow one avoided, a failing one ejected and let back' },
+  sharding: { module: 'examples/sharding.ts', summary: 'counters placed by key over 4 nodes; a node joins and one leaves mid-workload, shards hand off' },
   'two-nodes': { module: 'examples/two-nodes/main.ts', summary: 'two OS processes over a real nats-server: remote tell, ask, death watch on kill' },
   'leader-election': { module: 'examples/leader-election.ts', summary: 'three candidates over a lease: the leader paused past its lease, killed, resigning; elections with epochs' },
   quorum: { module: 'examples/quorum.ts', summary: 'a quorum replica group under a partition: W/R settings trade availability for stale reads (CAP, as a table)' },

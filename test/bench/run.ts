@@ -31,6 +31,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'election-failover': async () => (await import('./election.ts')).bench,
   'quorum-rw': async () => (await import('./quorum.ts')).bench,
   'lb-throughput': async () => (await import('./load-balancer.ts')).bench,
+  'shard-routing': async () => (await import('./sharding.ts')).bench,
 };
 
 const DEFAULT_ROUNDS = 5;
