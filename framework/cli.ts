@@ -2,9 +2,12 @@
  * `troupe` — the command line.
  *   troupe run <example> [options]   run an example topology (default: embedded in-process bus)
  *   troupe proto [--check] [files…]  generate TypeScript message types from .proto files
+ *   troupe diagram <module> [--export NAME] [--out DIR]   SVG + Mermaid of the machines a module exports
+ *   troupe inspect [--nats URL] [--port N] [--host H] [--token T] [--allow-send]   the inspector's server and web UI
  *   troupe --help | <command> --help
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -33,6 +36,8 @@ Usage:
   troupe run <example> [--nats URL] [--spawn-nats]   run an example topology
   troupe sim <scenario> [--seed N | --seeds N]       deterministic simulation, replayable from its seed
   troupe proto [--check] [files…]                    generate .pb.ts message types from .proto files
+  troupe diagram <module> [--export NAME] [--out DIR] SVG + Mermaid of the state machines a module exports
+  troupe inspect [--nats URL] [--port N] [--token T] [--allow-send]   serve the inspector (web UI) for a cluster
   troupe <command> --help                            help on a command
 
 Examples:
@@ -143,6 +148,42 @@ function proto(args: string[]): number {
   return r.status ?? 1;
 }
 
+const DIAGRAM_HELP = `troupe diagram <machine module> [options]
+
+Writes NAME.svg (laid out by ELK) and NAME.mmd (Mermaid stateDiagram-v2) for every XState machine
+the module exports.
+
+Options:
+  --export NAME   only this export
+  --out DIR       where to write (default: the current directory)
+`;
+
+async function diagram(args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(DIAGRAM_HELP);
+    return 0;
+  }
+  const file = args[0];
+  if (!file || file.startsWith('--')) throw new UsageError('which module? e.g. troupe diagram actors/circuit-breaker/machine.ts');
+  const only = flag(args, '--export');
+  const out = resolve(flag(args, '--out') ?? '.');
+  const { machineGraph, isMachineLike } = await import('./inspector/graph.ts');
+  const { renderSvg, toMermaid } = await import('./inspector/diagram.ts');
+  const mod = (await import(pathToFileURL(resolve(file)).href)) as Record<string, unknown>;
+  const machines = Object.entries(mod).filter(([name, v]) => isMachineLike(v) && (only === undefined || name === only));
+  if (machines.length === 0) {
+    throw new UsageError(only ? `${file} exports no machine named '${only}'` : `${file} exports no XState machine`);
+  }
+  mkdirSync(out, { recursive: true });
+  for (const [name, machine] of machines) {
+    const graph = machineGraph(machine as Parameters<typeof machineGraph>[0]);
+    writeFileSync(join(out, `${name}.svg`), await renderSvg(graph));
+    writeFileSync(join(out, `${name}.mmd`), toMermaid(graph));
+    process.stdout.write(`${name}: ${join(out, `${name}.svg`)}, ${join(out, `${name}.mmd`)}\n`);
+  }
+  return 0;
+}
+
 async function cli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -158,6 +199,8 @@ async function cli(argv: string[]): Promise<number> {
       return proto(rest);
     case 'sim':
       return sim(rest);
+    case 'diagram':
+      return diagram(rest);
     default:
       throw new UsageError(`unknown command '${command}' (see troupe --help)`);
   }
