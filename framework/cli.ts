@@ -33,7 +33,7 @@ const SCENARIOS: Record<string, { module: string; summary: string }> = {
 const HELP = `troupe — distributed-systems patterns as XState state charts in supervised actors over NATS
 
 Usage:
-  troupe run <example> [--nats URL] [--spawn-nats]   run an example topology
+  troupe run <example> [--nats URL] [--spawn-nats] [--inspect]   run an example topology
   troupe sim <scenario> [--seed N | --seeds N]       deterministic simulation, replayable from its seed
   troupe proto [--check] [files…]                    generate .pb.ts message types from .proto files
   troupe diagram <module> [--export NAME] [--out DIR] SVG + Mermaid of the state machines a module exports
@@ -54,6 +54,10 @@ Runs an example. Without --nats everything runs in this process on the embedded 
 Options:
   --nats URL      connect to this NATS server (examples that span processes need one)
   --spawn-nats    start a local nats-server on a free port for the run (needs nats-server on PATH)
+  --inspect       serve the inspector (web UI) for this run; prints its URL and keeps serving after
+                  the example ends. With it: --port N, --host H, --token T, --allow-send (see
+                  troupe inspect --help), --wait (start once a browser is connected), --pace MS
+                  (pause between the example's steps, default 1000)
   --help          this text
 
 Examples:
@@ -80,10 +84,82 @@ async function run(args: string[]): Promise<number> {
   const example = EXAMPLES[name];
   if (!example) throw new UsageError(`no example named '${name}'; try one of: ${Object.keys(EXAMPLES).join(', ')}`);
   const mod = (await import(pathToFileURL(join(repoRoot, example.module)).href)) as {
-    main: (o: { nats?: string; spawnNats?: boolean }) => Promise<unknown>;
+    main: (o: { nats?: string; spawnNats?: boolean; inspect?: unknown; paceMs?: number }) => Promise<unknown>;
   };
   const nats = flag(args, '--nats');
-  await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats') });
+  if (!args.includes('--inspect')) {
+    await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats') });
+    return 0;
+  }
+  // embedded inspection: the example's systems publish on a private in-process bus the server reads
+  const [{ createMemoryBus }, { createInspectionPublisher }, { startInspectorServer }] = await Promise.all([
+    import('./transport/memory.ts'), import('./inspector/publisher.ts'), import('./inspector/server.ts'),
+  ]);
+  const bus = createMemoryBus();
+  const publisher = createInspectionPublisher({ transport: bus.connect({ name: 'publisher' }), cluster: 'embedded' });
+  const server = await startInspectorServer({ transport: bus.connect({ name: 'inspector' }), cluster: 'embedded', ...serverFlags(args) });
+  process.stdout.write(`inspector: ${server.url}\n`);
+  if (args.includes('--wait')) {
+    process.stdout.write('waiting for a browser to connect…\n');
+    await server.waitForClient();
+  }
+  const paceMs = Number(flag(args, '--pace') ?? 1_000);
+  await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats'), inspect: publisher.sink, paceMs });
+  publisher.flush();
+  process.stdout.write(`example finished; the inspector keeps serving its history at ${server.url} (Ctrl-C to stop)\n`);
+  await untilSignal();
+  publisher.close();
+  await server.close();
+  return 0;
+}
+
+/** Options shared by `inspect` and `run --inspect`. */
+function serverFlags(args: string[]): { host?: string; port?: number; token?: string; allowSend: boolean } {
+  const port = flag(args, '--port');
+  const host = flag(args, '--host');
+  const token = flag(args, '--token') ?? process.env['TROUPE_INSPECT_TOKEN'];
+  if (port !== undefined && !/^\d+$/.test(port)) throw new UsageError(`--port must be a number, got '${port}'`);
+  return {
+    ...(host !== undefined ? { host } : {}), ...(port !== undefined ? { port: Number(port) } : {}), ...(token ? { token } : {}),
+    allowSend: args.includes('--allow-send'),
+  };
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolveSignal) => {
+    process.once('SIGINT', () => resolveSignal());
+    process.once('SIGTERM', () => resolveSignal());
+  });
+}
+
+const INSPECT_HELP = `troupe inspect [options]
+
+Serves the inspector's web UI for a cluster whose nodes publish inspection events over NATS
+(createInspectionPublisher). Binds 127.0.0.1 unless --host says otherwise; any other host needs
+--token (or TROUPE_INSPECT_TOKEN); read-only unless --allow-send.
+
+Options:
+  --nats URL       NATS server (default nats://127.0.0.1:4222)
+  --cluster NAME   cluster to inspect (default troupe)
+  --port N         HTTP port (default: a free one)
+  --host H         address to bind (default 127.0.0.1)
+  --token T        require this token (?token=T) on every request; wrong or missing → 401
+  --allow-send     let the browser send events to actors (of nodes that accept sends)
+`;
+
+async function inspect(args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(INSPECT_HELP);
+    return 0;
+  }
+  const [{ connectNats }, { startInspectorServer }] = await Promise.all([import('./transport/nats.ts'), import('./inspector/server.ts')]);
+  const url = flag(args, '--nats') ?? 'nats://127.0.0.1:4222';
+  const transport = await connectNats({ servers: url, name: 'troupe-inspector' });
+  const server = await startInspectorServer({ transport, cluster: flag(args, '--cluster') ?? 'troupe', ...serverFlags(args) });
+  process.stdout.write(`inspector: ${server.url}\n`);
+  await untilSignal();
+  await server.close();
+  await transport.close();
   return 0;
 }
 
@@ -201,6 +277,8 @@ async function cli(argv: string[]): Promise<number> {
       return sim(rest);
     case 'diagram':
       return diagram(rest);
+    case 'inspect':
+      return inspect(rest);
     default:
       throw new UsageError(`unknown command '${command}' (see troupe --help)`);
   }

@@ -31,6 +31,7 @@ export const ErrorCode = {
   SimulationFailed: 'SIMULATION_FAILED',
   InvalidHistory: 'INVALID_HISTORY',
   StorageCrashed: 'STORAGE_CRASHED',
+  InspectorConfig: 'INSPECTOR_CONFIG',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -348,3 +349,15 @@ export class NotLeaderError extends TroupeError {
 }
 
 export const isNotLeaderError = (e: unknown): e is NotLeaderError => e instanceof NotLeaderError;
+
+/** The inspector server refuses to start as configured (e.g. another host than loopback without a token). */
+export class InspectorConfigError extends TroupeError {
+  readonly code = ErrorCode.InspectorConfig;
+  readonly retryable = false;
+  constructor(readonly option: string, reason: string) {
+    super(`inspector option ${option}: ${reason}`);
+  }
+  override fields() { return { option: this.option }; }
+}
+
+export const isInspectorConfigError = (e: unknown): e is InspectorConfigError => e instanceof InspectorConfigError;

@@ -5,7 +5,6 @@
  * every `after` label with `data-after="<transition id>"`, which the web UI uses to highlight
  * active states and count timers down.
  */
-import elkBundled from 'elkjs/lib/elk.bundled.js';
 import type { ElkExtendedEdge, ElkNode } from 'elkjs/lib/elk-api.js';
 import { transitionLabel, type ChartGraph, type ChartState, type ChartTransition } from './graph.ts';
 
@@ -78,9 +77,14 @@ export interface LaidOutEdge {
   readonly label: { readonly text: string; readonly x: number; readonly y: number; readonly width: number; readonly height: number };
 }
 
-// elkjs is CommonJS whose typings declare an ES default export; take the constructor either way
 type ElkConstructor = new () => { layout(graph: ElkNode): Promise<ElkNode> };
-const Elk = ((elkBundled as unknown as { default?: ElkConstructor }).default ?? elkBundled) as unknown as ElkConstructor;
+/** elkjs is large: loaded on first layout, not with the framework. */
+async function loadElk(): Promise<ElkConstructor> {
+  const mod = (await import('elkjs/lib/elk.bundled.js')) as unknown as { default: unknown };
+  // CommonJS whose typings declare an ES default export: take the constructor either way
+  const m = mod.default as { default?: ElkConstructor } | ElkConstructor;
+  return (typeof m === 'function' ? m : m.default!) as ElkConstructor;
+}
 
 const FONT_PX = 11;
 const CHAR_PX = 6.7;
@@ -139,7 +143,7 @@ export async function layoutChart(graph: ChartGraph): Promise<ChartLayout> {
   };
   walkInitials(graph.root);
 
-  const elk = new Elk();
+  const elk = new (await loadElk())();
   const laid = await elk.layout({
     id: 'graph',
     layoutOptions: {
