@@ -24,6 +24,7 @@ export const DEFAULT_INSPECT_BATCH_SIZE = 500;
 export const DEFAULT_INSPECT_RATE_PER_ACTOR = 50;
 export const DEFAULT_INSPECT_MAX_EVENT_BYTES = 32 * 1024;
 export const DEFAULT_INSPECT_HEARTBEAT_INTERVAL_MS = 1_000;
+const MAX_BUCKETS = 100_000;
 
 /** Who a context belongs to, for `sanitize`. */
 export interface SanitizeTarget {
@@ -89,8 +90,6 @@ interface LiveActor {
   timers: readonly RunningTimer[];
   /** Last snapshot seen, published or not (re-sent on sync). */
   lastSnapshot: Extract<InspectionEvent, { kind: 'actor.snapshot' }> | undefined;
-  tokens: number;
-  refilledAt: number;
 }
 
 type Buffered = { ev: WireEvent; target?: SanitizeTarget };
@@ -109,7 +108,7 @@ export function createInspectionPublisher(options: InspectionPublisherOptions): 
   const live = new Map<string, LiveActor>();
   const graphs = new WeakMap<object, ChartGraph>();
   const sentGraphs = new Set<string>();
-  /** Chatty-event budgets of senders that are not (local) actors, by key. */
+  /** Chatty-event budgets by kind and actor: an actor's received events, its snapshots and its messages each get the rate. */
   const buckets = new Map<string, { tokens: number; refilledAt: number }>();
   const nodes = new Set<string>();
   /** What waits for the next flush. */
@@ -150,14 +149,11 @@ export function createInspectionPublisher(options: InspectionPublisherOptions): 
       counters.droppedSampled++;
       return false;
     }
-    let bucket: { tokens: number; refilledAt: number } | undefined = live.get(key);
+    let bucket = buckets.get(key);
     if (!bucket) {
-      bucket = buckets.get(key);
-      if (!bucket) {
-        if (buckets.size >= o.bufferSize) buckets.clear(); // bounded: a storm of distinct keys only resets budgets
-        bucket = { tokens: o.ratePerActorPerSec, refilledAt: now };
-        buckets.set(key, bucket);
-      }
+      if (buckets.size >= MAX_BUCKETS) buckets.clear(); // bounded: a storm of distinct keys only resets budgets
+      bucket = { tokens: o.ratePerActorPerSec, refilledAt: now };
+      buckets.set(key, bucket);
     }
     if (allow(bucket, now)) return true;
     counters.droppedRate++;
@@ -234,7 +230,7 @@ export function createInspectionPublisher(options: InspectionPublisherOptions): 
 
   const onSnapshot = (ev: Extract<InspectionEvent, { kind: 'actor.snapshot' }>): void => {
     const a = live.get(ev.actor);
-    const valueKey = `${ev.status}|${JSON.stringify(ev.value)}`;
+    const valueKey = typeof ev.value === 'string' ? `${ev.status}|${ev.value}` : `${ev.status}|${JSON.stringify(ev.value)}`;
     if (a) a.lastSnapshot = ev;
     if (a === undefined || valueKey !== a.valueKey) {
       if (a) {
@@ -247,7 +243,7 @@ export function createInspectionPublisher(options: InspectionPublisherOptions): 
       push(snapshotWire(ev, a), target(ev.actor, a));
       return;
     }
-    if (admitChatty(ev.actor, ev.at)) {
+    if (admitChatty(`s|${ev.actor}`, ev.at)) {
       pendingSnapshots.delete(ev.actor);
       push(snapshotWire(ev, a), target(ev.actor, a));
     } else {
@@ -266,7 +262,7 @@ export function createInspectionPublisher(options: InspectionPublisherOptions): 
         const a: LiveActor = {
           actorType: ev.actorType, parent: ev.parent, machine: g?.machine, graph: g?.graph,
           graphKey: g ? `${ev.actorType}:${g.graph.id}` : undefined,
-          valueKey: undefined, active: [], timers: [], lastSnapshot: undefined, tokens: o.ratePerActorPerSec, refilledAt: ev.at,
+          valueKey: undefined, active: [], timers: [], lastSnapshot: undefined,
         };
         live.set(ev.actor, a);
         push(spawnedWire(ev, a));
@@ -274,6 +270,7 @@ export function createInspectionPublisher(options: InspectionPublisherOptions): 
       }
       case 'actor.stopped':
         live.delete(ev.actor);
+        for (const k of 'sem') buckets.delete(`${k}|${ev.actor}`);
         pendingSnapshots.delete(ev.actor);
         push(ev);
         return;
@@ -281,13 +278,13 @@ export function createInspectionPublisher(options: InspectionPublisherOptions): 
         onSnapshot(ev);
         return;
       case 'actor.event':
-        if (admitChatty(ev.actor, ev.at)) push(ev, target(ev.actor, live.get(ev.actor)));
+        if (admitChatty(`e|${ev.actor}`, ev.at)) push(ev, target(ev.actor, live.get(ev.actor)));
         return;
       case 'message.sent':
-        if (admitChatty(ev.from ?? ev.to, ev.at)) push(ev);
+        if (admitChatty(`m|${ev.from ?? ev.to}`, ev.at)) push(ev);
         return;
       case 'message.dead':
-        if (admitChatty(`dead:${ev.to ?? ''}`, ev.at)) push(ev);
+        if (admitChatty(`d|${ev.to ?? ''}`, ev.at)) push(ev);
         return;
       default:
         push(ev);

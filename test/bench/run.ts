@@ -28,6 +28,8 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'raft-throughput': async () => (await import('./raft.ts')).throughputBench,
   'raft-latency': async () => (await import('./raft.ts')).latencyBench,
   'raft-failover': async () => (await import('./raft-failover.ts')).bench,
+  'inspect-off': async () => (await import('./inspect.ts')).off,
+  'inspect-on': async () => (await import('./inspect.ts')).on,
 };
 
 const DEFAULT_ROUNDS = 5;
