@@ -15,7 +15,15 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineActor, defineSupervisor } from '../../framework/actor.ts';
+import { createInspectionPublisher } from '../../framework/inspector/publisher.ts';
+import { startInspectorServer } from '../../framework/inspector/server.ts';
+import { silentLogger } from '../../framework/log.ts';
 import { startNodeProcess } from '../../framework/node-process.ts';
+import { createSystem, type ActorSystem } from '../../framework/system.ts';
+import { createMemoryBus } from '../../framework/transport/memory.ts';
+import { messages as benchMessages } from '../bench/bench.pb.ts';
+import { counterMachine } from '../bench/fixtures.ts';
 import { requireChromium } from '../helpers/chromium.ts';
 import { natsServerScope, requireNatsServer } from '../helpers/nats-server.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -144,6 +152,54 @@ describe.skipIf(!chromiumPath)('inspector in the browser', () => {
     expect(ws).toEqual(['refused', 'open']);
     await page.close();
   }
+
+  it('1,000 actors on 5 nodes: the tree stays virtualized, filters narrow it, a deep actor is selectable', async () => {
+    const bus = createMemoryBus();
+    const publisher = createInspectionPublisher({ transport: bus.connect({ name: 'publisher' }), cluster: 'scale' });
+    const server = await startInspectorServer({ transport: bus.connect({ name: 'inspector' }), cluster: 'scale' });
+    const Counter = defineActor({ type: 'counter', machine: counterMachine, messages: [benchMessages] });
+    const Gauge = defineActor({ type: 'gauge', machine: counterMachine, messages: [benchMessages] });
+    // per node: 19 supervisors, each with 5 counters and 4 gauges, + 10 lone gauges = 200 actors
+    const Group = defineSupervisor({
+      type: 'group', strategy: 'one-for-one',
+      children: [...Array.from({ length: 5 }, (_, i) => ({ def: Counter, name: `c${i}` })), ...Array.from({ length: 4 }, (_, i) => ({ def: Gauge, name: `g${i}` }))],
+    });
+    const systems: ActorSystem[] = [];
+    try {
+      for (let n = 1; n <= 5; n++) {
+        const system = createSystem({ cluster: 'scale', node: `n${n}`, logger: silentLogger(), transport: bus.connect({ name: `n${n}` }), inspect: publisher.sink });
+        systems.push(system);
+        for (let g = 0; g < 19; g++) system.spawn(Group, { name: `group${g}` });
+        for (let g = 0; g < 10; g++) system.spawn(Gauge, { name: `lone${g}` });
+      }
+      expect(systems.reduce((k, s) => k + s.actors().length, 0)).toBe(1_000);
+      const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
+      await page.goto(server.url);
+      await expect.poll(() => page.locator('#counts').textContent(), { timeout: 20_000 }).toMatch(/^5 nodes · 1005 actors/); // + 5 root guardians
+      // virtualized: a screenful of rows in the DOM, not 1,005
+      const inDom = await page.locator('#tree .row').count();
+      expect(inDom).toBeGreaterThan(20);
+      expect(inDom).toBeLessThan(120);
+      const t0 = Date.now();
+      await page.locator('#nodeFilter').selectOption('n3');
+      await page.locator('#typeFilter').selectOption('counter');
+      await expect.poll(() => page.locator('#tree .row.actor').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-actor')!)))
+        .toSatisfy((list: string[]) => list.length > 10 && list.every((a) => /^n3\/group\d+\/c\d$/.test(a)));
+      expect(Date.now() - t0).toBeLessThan(5_000);
+      // the filtered list holds exactly n3's 95 counters and its node row
+      expect(await page.evaluate(() => document.querySelector('#tree .spacer')!.getBoundingClientRect().height)).toBe(96 * 22);
+      await page.locator('#tree').evaluate((el) => { el.scrollTop = el.scrollHeight; });
+      await page.locator('.row.actor[data-actor="n3/group18/c4"]').click();
+      await page.locator('#chart svg g.state.depth-0.active').waitFor({ timeout: 10_000 });
+      expect(await page.locator('#chartTitle').textContent()).toContain('n3/group18/c4');
+      await page.screenshot({ path: join(shots, 'inspector-1000-actors.png') });
+      await page.close();
+    } finally {
+      await Promise.all(systems.map((s) => s.shutdown()));
+      publisher.close();
+      await server.close();
+    }
+  }, 60_000);
 
   describe.skipIf(!requireNatsServer())('over NATS', () => {
     const servers = natsServerScope();

@@ -161,12 +161,13 @@ function buildRows() {
         children.get(a.parent).push(a);
       } else roots.push(a);
     }
-    const visit = (a, depth) => {
+    // a row whose parent is filtered out shows its path below the node, so it stays unambiguous
+    const visit = (a, depth, parentShown) => {
       const match = (!typeF || a.actorType === typeF) && (!text || a.actor.toLowerCase().includes(text));
-      if (match) out.push({ kind: 'actor', a, depth, down: live ? !live.up : false });
-      for (const c of (children.get(a.actor) || []).sort((x, y) => (x.actor < y.actor ? -1 : 1))) visit(c, match ? depth + 1 : depth);
+      if (match) out.push({ kind: 'actor', a, depth, down: live ? !live.up : false, fullPath: !parentShown });
+      for (const c of (children.get(a.actor) || []).sort((x, y) => (x.actor < y.actor ? -1 : 1))) visit(c, match ? depth + 1 : depth, match);
     };
-    for (const a of roots.sort((x, y) => (x.actor < y.actor ? -1 : 1))) visit(a, 1);
+    for (const a of roots.sort((x, y) => (x.actor < y.actor ? -1 : 1))) visit(a, 1, false);
   }
   rows = out;
 }
@@ -187,7 +188,7 @@ function renderTree() {
       const a = r.a;
       const summary = leaves(a.value, '').join(' ');
       const cls = ['row', 'actor', a.actor === state.selected ? 'selected' : '', a.stopped ? 'stopped' : '', r.down ? 'node-down' : ''].filter(Boolean).join(' ');
-      const name = a.actor.slice(a.actor.lastIndexOf('/') + 1);
+      const name = r.fullPath ? a.actor.slice(a.node.length + 1) : a.actor.slice(a.actor.lastIndexOf('/') + 1);
       html.push(`<div class="${cls}" data-actor="${esc(a.actor)}" data-state="${esc(summary)}" style="top:${top}px;padding-left:${6 + r.depth * 14}px">${esc(name)}<span class="type">${esc(a.actorType)}</span><span class="state">${esc(summary)}</span></div>`);
     }
   }
