@@ -24,6 +24,7 @@ import type { ChartGraph } from './graph.ts';
 
 export const DEFAULT_INSPECTOR_HOST = '127.0.0.1';
 export const DEFAULT_INSPECTOR_HISTORY = 100_000;
+export const DEFAULT_INSPECTOR_HISTORY_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_INSPECTOR_NODE_TIMEOUT_MS = 3_500;
 const BROADCAST_INTERVAL_MS = 50;
 const LIVENESS_INTERVAL_MS = 500;
@@ -44,6 +45,8 @@ export interface InspectorServerOptions {
   allowSend?: boolean;
   /** Events kept for the time slider (oldest dropped first). @default 100_000 */
   historySize?: number;
+  /** …and at most about this many bytes of them (as they arrived on the wire). @default 64 MiB */
+  historyBytes?: number;
   /** A node with no batch for this long shows as down. @default 3_500 */
   nodeTimeoutMs?: number;
   /** @default realClock() */
@@ -104,6 +107,7 @@ export async function startInspectorServer(options: InspectorServerOptions): Pro
   if (!LOOPBACK.has(host) && !token) throw new InspectorConfigError('host', `binding ${host} (not loopback) requires a token`);
   if (token !== undefined && token.length < 8) throw new InspectorConfigError('token', 'must be at least 8 characters');
   const historySize = options.historySize ?? DEFAULT_INSPECTOR_HISTORY;
+  const historyBytes = options.historyBytes ?? DEFAULT_INSPECTOR_HISTORY_BYTES;
   const nodeTimeoutMs = options.nodeTimeoutMs ?? DEFAULT_INSPECTOR_NODE_TIMEOUT_MS;
   const clock = options.clock ?? realClock();
   const { transport, cluster } = options;
@@ -115,6 +119,9 @@ export async function startInspectorServer(options: InspectorServerOptions): Pro
   const actors = new Map<string, ActorView>();
   const nodes = new Map<string, NodeView>();
   let history: WireEvent[] = [];
+  /** Approximate wire size of each kept event (its batch's bytes / its batch's events), and their sum. */
+  let historySizes: number[] = [];
+  let keptBytes = 0;
   let outbox: WireEvent[] = [];
   /** Node liveness is the server's own knowledge: it travels as the `nodes` list, not as events. */
   let nodesChanged = false;
@@ -171,6 +178,7 @@ export async function startInspectorServer(options: InspectorServerOptions): Pro
     counters.malformed += malformed;
     if (events.length === 0) return;
     const now = clock.now();
+    const each = Math.ceil(data.length / events.length);
     for (const ev of events) {
       counters.received++;
       apply(ev);
@@ -186,9 +194,20 @@ export async function startInspectorServer(options: InspectorServerOptions): Pro
       }
       if (ev.kind === 'node.heartbeat') n.actors = ev.actors;
       history.push(ev);
+      historySizes.push(each);
+      keptBytes += each;
       outbox.push(ev);
     }
-    if (history.length > historySize * 1.25) history = history.slice(history.length - historySize);
+    if (history.length > historySize * 1.25 || keptBytes > historyBytes) {
+      // drop the oldest in one go (amortised), down to the count and below the byte budget
+      let drop = Math.max(0, history.length - historySize);
+      let bytes = keptBytes;
+      for (let i = 0; i < drop; i++) bytes -= historySizes[i]!;
+      while (bytes > historyBytes * 0.8 && drop < history.length) bytes -= historySizes[drop++]!;
+      history = history.slice(drop);
+      historySizes = historySizes.slice(drop);
+      keptBytes = bytes;
+    }
     scheduleBroadcast();
   };
 

@@ -52,6 +52,21 @@ describe('inspector server', () => {
     expect(s.actors.map((a) => a.actor).sort()).toEqual(['n1/x', 'n1/y']);
   });
 
+  it('keeps a bounded history: by count and by bytes, oldest dropped first', async () => {
+    const bus = createMemoryBus();
+    const server = await startInspectorServer({ transport: bus.connect({ name: 'inspector' }), cluster: 'c', historySize: 1_000, historyBytes: 50_000 });
+    cleanup.push(() => server.close());
+    const pub = bus.connect({ name: 'p' });
+    const big = 'x'.repeat(900);
+    for (let i = 0; i < 200; i++) {
+      pub.publish(inspectionSubject('c', 'n1'), encodeBatch({ v: 1, node: 'n1', events: [{ v: 1, at: i, node: 'n1', kind: 'actor.stopped', actor: `n1/a${i}`, reason: big }] }));
+    }
+    await waitFor(() => server.stats().received === 200);
+    // ≈ 1 KB per event: 50 KB keep at most ~50 of them (trimmed to 80 % when over)
+    expect(server.stats().history).toBeLessThanOrEqual(50);
+    expect(server.stats().history).toBeGreaterThanOrEqual(30);
+  });
+
   it('follows a live system through a publisher: spawned, state changes, the chart as SVG', async () => {
     const { server, bus } = await serve();
     const publisher = createInspectionPublisher({ transport: bus.connect({ name: 'pub' }), cluster: 'c', flushIntervalMs: 5 });

@@ -6,6 +6,7 @@
 'use strict';
 
 const MAX_EVENTS = 200000;
+const MAX_EVENT_BYTES = 128 * 1024 * 1024;
 const ROW_PX = 22;
 const RECENT = 40;
 const SEQ_MESSAGES = 40;
@@ -17,6 +18,9 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   events: [],
+  /** approximate bytes of each kept event, and their sum (the history is bounded by both) */
+  sizes: [],
+  bytes: 0,
   graphs: new Map(),
   charts: new Map(),
   nodesLive: new Map(),
@@ -402,10 +406,13 @@ function render() {
 // ---------------------------------------------------------------------------------------------
 // Wiring
 
-function ingest(events) {
+function ingest(events, bytes) {
   const selected = state.selected;
+  const each = events.length ? Math.ceil(bytes / events.length) : 0;
   for (const ev of events) {
     state.events.push(ev);
+    state.sizes.push(each);
+    state.bytes += each;
     state.nodeTime.set(ev.node, [ev.at, performance.now()]);
     if (state.cursor === null) {
       const a = apply(state.model, ev);
@@ -416,9 +423,14 @@ function ingest(events) {
       state.graphs.set(ev.machineKey, ev.machine);
     }
   }
-  if (state.events.length > MAX_EVENTS) {
-    const drop = state.events.length - MAX_EVENTS;
+  if (state.events.length > MAX_EVENTS || state.bytes > MAX_EVENT_BYTES) {
+    let drop = Math.max(0, state.events.length - MAX_EVENTS);
+    let bytes = state.bytes;
+    for (let i = 0; i < drop; i++) bytes -= state.sizes[i];
+    while (bytes > MAX_EVENT_BYTES * 0.8 && drop < state.events.length) bytes -= state.sizes[drop++];
     state.events.splice(0, drop);
+    state.sizes.splice(0, drop);
+    state.bytes = bytes;
     if (state.cursor !== null) state.cursor = Math.max(0, state.cursor - drop);
   }
   render();
@@ -449,11 +461,13 @@ function connect() {
       for (const [k, g] of Object.entries(m.graphs)) state.graphs.set(k, g);
       setNodes(m.nodes);
       state.events = [];
+      state.sizes = [];
+      state.bytes = 0;
       state.model = emptyModel();
-      ingest(m.events);
+      ingest(m.events, msg.data.length);
     } else if (m.type === 'events') {
       if (m.nodes) setNodes(m.nodes);
-      ingest(m.events);
+      ingest(m.events, msg.data.length);
     } else if (m.type === 'error') {
       $('conn').textContent = m.message;
     }
