@@ -133,7 +133,10 @@ export async function startInspectorServer(options: InspectorServerOptions): Pro
   const apply = (ev: WireEvent): void => {
     switch (ev.kind) {
       case 'actor.spawned': {
-        if (ev.machine && ev.machineKey) graphs.set(ev.machineKey, ev.machine);
+        if (ev.machine && ev.machineKey && !graphs.has(ev.machineKey)) {
+          graphs.set(ev.machineKey, ev.machine);
+          void chart(ev.machineKey)?.catch(() => undefined); // lay it out now, before a browser asks
+        }
         const prev = actors.get(ev.actor);
         actors.set(ev.actor, {
           actor: ev.actor, node: ev.node, actorType: ev.actorType,
@@ -255,7 +258,7 @@ export async function startInspectorServer(options: InspectorServerOptions): Pro
     res.end(body);
   };
 
-  const chart = (key: string): Promise<string> | undefined => {
+  function chart(key: string): Promise<string> | undefined {
     const graph = graphs.get(key);
     if (!graph) return undefined;
     let svg = svgs.get(key);
@@ -264,7 +267,7 @@ export async function startInspectorServer(options: InspectorServerOptions): Pro
       svgs.set(key, svg);
     }
     return svg;
-  };
+  }
 
   const http = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');

@@ -69,7 +69,7 @@ describe.skipIf(!chromiumPath)('inspector in the browser', () => {
   });
 
   it('embedded resilience run: the breaker chart moves closed → open → halfOpen → closed, and the slider goes back in time', async () => {
-    const run = await startCli(['run', 'resilience', '--inspect', '--wait', '--pace', '600']);
+    const run = await startCli(['run', 'resilience', '--inspect', '--wait', '--pace', '1500']);
     procs.push(run.proc);
     const page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
     // record every state of the breaker chart that becomes highlighted, in order
