@@ -11,13 +11,39 @@ import { transitionLabel, type ChartGraph, type ChartState, type ChartTransition
 // ---------------------------------------------------------------------------------------------
 // Mermaid
 
-/** Mermaid `stateDiagram-v2` source for a graph. Nested states become composite states, parallel regions are split by `--`. */
+/**
+ * Mermaid `stateDiagram-v2` source for a graph. Nested states become composite states, parallel
+ * regions are split by `--`. Mermaid cannot draw an edge that starts or ends on a composite state,
+ * so such a transition is drawn from / to that state's initial leaf and labelled `(from X)` /
+ * `(into X)`; a machine-wide transition reads `(from any state)`.
+ */
 export function toMermaid(graph: ChartGraph): string {
   const lines = ['stateDiagram-v2'];
-  const idOf = (path: string): string => (path === '' ? 'root' : `s_${path.replace(/[^A-Za-z0-9_]/g, '_')}`);
+  const byPath = new Map<string, ChartState>();
+  const index = (s: ChartState): void => {
+    byPath.set(s.path, s);
+    s.children.forEach(index);
+  };
+  index(graph.root);
+  const idOf = (path: string): string => `s_${path.replace(/[^A-Za-z0-9_]/g, '_')}`;
   const text = (s: string): string => s.replace(/[;#:\n]/g, ' ');
-  const byState = new Map<string, ChartTransition[]>();
-  for (const t of graph.transitions) byState.set(t.source, [...(byState.get(t.source) ?? []), t]);
+  /** The leaf a composite state starts in. */
+  const leaf = (path: string): string => {
+    const s = byPath.get(path)!;
+    if (s.children.length === 0) return path;
+    return leaf(s.type === 'parallel' ? s.children[0]!.path : (s.initial ?? s.children[0]!.path));
+  };
+  const edges: string[] = [];
+  for (const t of graph.transitions) {
+    const source = byPath.get(t.source)!;
+    const from = leaf(t.source);
+    const fromNote = source.children.length === 0 ? '' : t.source === '' ? ' (from any state)' : ` (from ${source.key})`;
+    for (const target of t.targets.length > 0 ? t.targets : [t.source]) {
+      const into = byPath.get(target)!;
+      const intoNote = into.children.length === 0 || t.targets.length === 0 ? '' : ` (into ${into.key})`;
+      edges.push(`  ${idOf(from)} --> ${idOf(leaf(target))} : ${text(transitionLabel(t))}${fromNote}${intoNote}`);
+    }
+  }
   const emitBody = (state: ChartState, indent: string): void => {
     const regions = state.type === 'parallel';
     state.children.forEach((child, i) => {
@@ -31,23 +57,16 @@ export function toMermaid(graph: ChartGraph): string {
       if (child.type === 'final') lines.push(`${indent}${idOf(child.path)} --> [*]`);
     });
     if (state.initial !== undefined) lines.push(`${indent}[*] --> ${idOf(state.initial)}`);
-    for (const child of state.children) {
-      for (const t of byState.get(child.path) ?? []) {
-        const targets = t.targets.length > 0 ? t.targets : [t.source];
-        for (const target of targets) lines.push(`${indent}${idOf(t.source)} --> ${idOf(target)} : ${text(transitionLabel(t))}`);
-      }
-    }
   };
-  // the root's own transitions (machine-wide `on`) are drawn from the root's initial state region
-  lines.push(`  state "${text(graph.root.key)}" as root`);
-  lines.push('  state root {');
-  emitBody(graph.root, '    ');
-  lines.push('  }');
-  lines.push('  [*] --> root');
-  for (const t of byState.get('') ?? []) {
-    for (const target of t.targets.length > 0 ? t.targets : ['']) lines.push(`  root --> ${idOf(target)} : ${text(transitionLabel(t))}`);
+  if (graph.root.type === 'parallel') {
+    // the root's regions side by side, in one composite named after the machine
+    lines.push(`  state "${text(graph.root.key)}" as s_`, '  state s_ {');
+    emitBody(graph.root, '    ');
+    lines.push('  }');
+  } else {
+    emitBody(graph.root, '  ');
   }
-  return `${lines.join('\n')}\n`;
+  return `${[...lines, ...edges].join('\n')}\n`;
 }
 
 // ---------------------------------------------------------------------------------------------
