@@ -22,12 +22,16 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   'resilience-cluster': { module: 'examples/resilience-cluster/main.ts', summary: 'a breaker shared by two OS processes through NATS KV: one trips, both open' },
   'replicated-cart': { module: 'examples/replicated-cart.ts', summary: 'an XState cart replicated through Raft: every node runs the same chart, across a leader failure' },
   'raft-cluster': { module: 'examples/raft-cluster/main.ts', summary: 'a Raft KV in three OS processes over NATS; the leader is SIGKILLed and no acknowledged write is lost' },
+  'load-balancer': { module: 'examples/load-balancer.ts', summary: 'four workers found through the receptionist behind a P2C balancer: a slow one avoided, a failing one ejected and let back' },
   'two-nodes': { module: 'examples/two-nodes/main.ts', summary: 'two OS processes over a real nats-server: remote tell, ask, death watch on kill' },
+  'leader-election': { module: 'examples/leader-election.ts', summary: 'three candidates over a lease: the leader paused past its lease, killed, resigning; elections with epochs' },
+  quorum: { module: 'examples/quorum.ts', summary: 'a quorum replica group under a partition: W/R settings trade availability for stale reads (CAP, as a table)' },
 };
 
 /** Simulation scenarios: name → module exporting `run(options)` and a summary. */
 const SCENARIOS: Record<string, { module: string; summary: string }> = {
   raft: { module: 'actors/raft/sim-scenario.ts', summary: 'a 3-node replicated KV on Raft under a mixed nemesis; the history is checked for linearizability' },
+  'raft-kv-store': { module: 'actors/raft/kv-store-sim-scenario.ts', summary: 'the Raft KvStore (revisions, compare-and-set) on 3 nodes under a mixed nemesis; the history is checked for linearizability' },
 };
 
 const HELP = `troupe — distributed-systems patterns as XState state charts in supervised actors over NATS

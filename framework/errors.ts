@@ -28,9 +28,12 @@ export const ErrorCode = {
   CallTimeout: 'CALL_TIMEOUT',
   RetryBudgetExhausted: 'RETRY_BUDGET_EXHAUSTED',
   NotLeader: 'NOT_LEADER',
+  QuorumUnreachable: 'QUORUM_UNREACHABLE',
   SimulationFailed: 'SIMULATION_FAILED',
   InvalidHistory: 'INVALID_HISTORY',
   StorageCrashed: 'STORAGE_CRASHED',
+  NoBackends: 'NO_BACKENDS',
+  BackendLost: 'BACKEND_LOST',
   InspectorConfig: 'INSPECTOR_CONFIG',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -349,6 +352,55 @@ export class NotLeaderError extends TroupeError {
 }
 
 export const isNotLeaderError = (e: unknown): e is NotLeaderError => e instanceof NotLeaderError;
+
+/**
+ * A quorum operation could not gather its quorum: `acks` of the `needed` replicas (out of
+ * `replicas`) answered in `phase` — `write` (W acks), `read` (R replies) or `repair` (the N − R + 1
+ * replicas a read's value must be on before it is returned). Never a partial success: a failed
+ * write may still have reached some replicas, and a later read may return it.
+ */
+export class QuorumUnreachableError extends TroupeError {
+  readonly code = ErrorCode.QuorumUnreachable;
+  readonly retryable = true;
+  constructor(
+    readonly key: string,
+    readonly phase: 'write' | 'read' | 'repair',
+    readonly acks: number,
+    readonly needed: number,
+    readonly replicas: number,
+    readonly failures: readonly string[] = [],
+  ) {
+    super(`quorum ${phase} of '${key}' unreachable: ${acks} of ${needed} needed replica(s) answered (${replicas} replicas)${failures.length ? ` — ${failures.slice(0, 3).join('; ')}${failures.length > 3 ? '; …' : ''}` : ''}`);
+  }
+  override fields() { return { key: this.key, phase: this.phase, acks: this.acks, needed: this.needed, replicas: this.replicas }; }
+}
+
+export const isQuorumUnreachableError = (e: unknown): e is QuorumUnreachableError => e instanceof QuorumUnreachableError;
+/** A load balancer had no backend to send a request to (none registered, or every one ejected or tried). */
+export class NoBackendsError extends TroupeError {
+  readonly code = ErrorCode.NoBackends;
+  readonly retryable = true;
+  constructor(readonly key: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`no backend for '${key}': ${reason}`, options);
+  }
+  override fields() { return { key: this.key, reason: this.reason }; }
+}
+
+/**
+ * A backend stopped, or its node went down or left, while it held the request: the request may or
+ * may not have been processed.
+ */
+export class BackendLostError extends TroupeError {
+  readonly code = ErrorCode.BackendLost;
+  readonly retryable = true;
+  constructor(readonly backend: string, readonly reason: string) {
+    super(`backend ${backend} was lost while handling the request (${reason})`);
+  }
+  override fields() { return { backend: this.backend, reason: this.reason }; }
+}
+
+export const isNoBackendsError = (e: unknown): e is NoBackendsError => e instanceof NoBackendsError;
+export const isBackendLostError = (e: unknown): e is BackendLostError => e instanceof BackendLostError;
 
 /** The inspector server refuses to start as configured (e.g. another host than loopback without a token). */
 export class InspectorConfigError extends TroupeError {

@@ -27,6 +27,9 @@ export { createInspectionPublisher } from './inspector/publisher.ts';
 export { startInspectorServer } from './inspector/server.ts';
 export { machineGraph, activeStates } from './inspector/graph.ts';
 export { toMermaid, renderSvg } from './inspector/diagram.ts';
+export { joinCluster } from './membership/membership.ts';
+export { createReceptionist } from './membership/receptionist.ts';
+export { createPhiAccrual } from './membership/phi-accrual.ts';
 export * from './errors.ts';
 
 export type { ActorSystem, SpawnOptions, AskOptions, AskPolicy } from './system.ts';
@@ -52,3 +55,6 @@ export type { SvgOptions } from './inspector/diagram.ts';
 export type { KvStore, KvEntry, KvWatch } from './store/store.ts';
 export type { MemoryKvStore } from './store/memory.ts';
 export type { NatsKvStoreOptions } from './store/nats-kv.ts';
+export type { Member, MemberStatus, MembershipEvent, Membership, MembershipOptions } from './membership/membership.ts';
+export type { Receptionist, ReceptionistOptions, Listing } from './membership/receptionist.ts';
+export type { PhiAccrualDetector, PhiAccrualOptions } from './membership/phi-accrual.ts';

@@ -71,6 +71,11 @@ export interface ActorSystem extends AsyncDisposable {
   readonly logger: Logger;
   readonly deadLetters: DeadLetters;
   /**
+   * The bus this node is connected to. For framework services that talk to the whole cluster
+   * (membership, the receptionist); actors reach each other through `deliver`/`ask`, not this.
+   */
+  readonly transport: Transport;
+  /**
    * Start an actor (or a supervisor and its children).
    * @example const ponger = system.spawn(Ponger, { name: 'ponger' });
    */
@@ -157,7 +162,7 @@ class SystemImpl implements ActorSystem, CellHost {
   private readonly throughput: number;
   readonly deadLetters: ReturnType<typeof createDeadLetterOffice>;
   private readonly opts: ResolvedOptions;
-  private readonly transport: Transport;
+  readonly transport: Transport;
   private readonly codec;
   private readonly registry = new Map<string, ActorCell>();
   private readonly root: ActorCell;

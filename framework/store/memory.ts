@@ -17,6 +17,7 @@ import {
   MAX_KV_HISTORY,
 } from './store.ts';
 import type { KvCreateOptions, KvDeleteOptions, KvEntry, KvStore, KvWatch, KvWatchOptions } from './store.ts';
+import { createWatchDelivery, type WatchDelivery } from './watch-delivery.ts';
 
 /** Default name of a memory store (it only appears in error messages). */
 export const DEFAULT_MEMORY_KV_NAME = 'memory';
@@ -104,68 +105,6 @@ interface KeyRecord {
 
 const EMPTY = new Uint8Array(0);
 
-class MemoryWatcher implements KvWatch {
-  private readonly queue: StoredRevision[];
-  private readonly seen = new Set<string>();
-  private scheduled = false;
-  private stopped = false;
-
-  constructor(
-    readonly pattern: string,
-    initial: StoredRevision[],
-    private readonly onEntry: (entry: KvEntry) => void,
-    private readonly onError: ((err: Error) => void) | undefined,
-    private readonly onStop: (w: MemoryWatcher) => void,
-  ) {
-    this.queue = initial;
-    this.schedule();
-  }
-
-  offer(rev: StoredRevision): void {
-    if (this.stopped) return;
-    this.queue.push(rev);
-    this.schedule();
-  }
-
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.queue.length = 0;
-    this.onStop(this);
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.queue.length === 0) return;
-    this.scheduled = true;
-    queueMicrotask(() => this.drain());
-  }
-
-  private drain(): void {
-    this.scheduled = false;
-    while (!this.stopped && this.queue.length > 0) {
-      const rev = this.queue.shift()!;
-      if (rev.operation === 'put') {
-        this.seen.add(rev.key);
-      } else if (!this.seen.delete(rev.key)) {
-        continue; // this watch never showed the key: its deletion is not news here
-      }
-      try {
-        this.onEntry(toEntry(rev));
-      } catch (err) {
-        this.reportError(err);
-      }
-    }
-  }
-
-  private reportError(err: unknown): void {
-    try {
-      this.onError?.(err instanceof Error ? err : new Error(String(err)));
-    } catch {
-      // A failing error handler must not stop delivery.
-    }
-  }
-}
-
 function toEntry(rev: StoredRevision): KvEntry {
   return {
     key: rev.key,
@@ -179,7 +118,7 @@ function toEntry(rev: StoredRevision): KvEntry {
 class MemoryStore implements MemoryKvStore {
   readonly kind = 'memory';
   private readonly records = new Map<string, KeyRecord>();
-  private readonly watchers = new Set<MemoryWatcher>();
+  private readonly watchers = new Set<WatchDelivery>();
   private lastRevision = 0;
   private available = true;
   private closed = false;
@@ -262,7 +201,7 @@ class MemoryStore implements MemoryKvStore {
       }
     }
     initial.sort((a, b) => a.revision - b.revision);
-    const watcher = new MemoryWatcher(keyOrPattern, initial, onEntry, opts?.onError, (w) => this.watchers.delete(w));
+    const watcher = createWatchDelivery(keyOrPattern, initial.map(toEntry), onEntry, opts?.onError, (w) => this.watchers.delete(w));
     this.watchers.add(watcher);
     return watcher;
   }
@@ -327,7 +266,7 @@ class MemoryStore implements MemoryKvStore {
     record.revisions.push(rev);
     if (record.revisions.length > this.options.history) record.revisions.splice(0, record.revisions.length - this.options.history);
     for (const w of Array.from(this.watchers)) {
-      if (keyMatches(w.pattern, key)) w.offer(rev);
+      if (keyMatches(w.pattern, key)) w.offer(toEntry(rev));
     }
     return rev.revision;
   }

@@ -83,13 +83,13 @@ export interface KvWatch {
 
 /**
  * A key-value store with compare-and-set and watches. Obtain one from a factory
- * (`createMemoryKvStore`, `createNatsKvStore`); pattern code holds only this interface.
+ * (`createMemoryKvStore`, `createNatsKvStore`, `createRaftKvStore`); pattern code holds only this interface.
  * @example
  * const rev = await store.create('lock.orders', enc('node-a'), { ttlMs: 10_000 });
  * await store.update('lock.orders', enc('node-a'), rev); // renew the lease; KvConflictError if lost
  */
 export interface KvStore {
-  /** `'memory'`, `'nats-kv'`, later `'raft'`. */
+  /** `'memory'`, `'nats-kv'`, or `'raft'` (troupe's own Raft: `createRaftKvStore` in `actors/raft/kv-store.ts`). */
   readonly kind: string;
   /** The current value, or undefined when the key is missing, deleted or expired. */
   get(key: string): Promise<KvEntry | undefined>;

@@ -74,6 +74,17 @@ export function systemSubject(cluster: string, node: string): string {
 }
 
 /**
+ * Subject of a cluster-wide framework service (membership heartbeats, the receptionist):
+ * `troupe.<cluster>._<service>.<tokens…>`. Never an actor subject, since node names cannot start
+ * with `_`. Tokens are validated like names.
+ */
+export function serviceSubject(cluster: string, service: string, ...tokens: string[]): string {
+  validateName(service, 'service name');
+  for (const t of tokens) validateName(t, 'service subject token');
+  return [SUBJECT_ROOT, cluster, `_${service}`, ...tokens].join('.');
+}
+
+/**
  * Subject a node publishes its inspection events on: `troupe.<cluster>._inspect.<node>`. The
  * `_inspect` token cannot be a node name, so no node's wildcard subscription receives them.
  */

@@ -28,6 +28,9 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'raft-throughput': async () => (await import('./raft.ts')).throughputBench,
   'raft-latency': async () => (await import('./raft.ts')).latencyBench,
   'raft-failover': async () => (await import('./raft-failover.ts')).bench,
+  'election-failover': async () => (await import('./election.ts')).bench,
+  'quorum-rw': async () => (await import('./quorum.ts')).bench,
+  'lb-throughput': async () => (await import('./load-balancer.ts')).bench,
   'inspect-off': async () => (await import('./inspect.ts')).off,
   'inspect-on': async () => (await import('./inspect.ts')).on,
 };
