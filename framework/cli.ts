@@ -110,6 +110,10 @@ async function run(args: string[]): Promise<number> {
   const paceMs = Number(flag(args, '--pace') ?? 1_000);
   await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats'), inspect: publisher.sink, paceMs });
   publisher.flush();
+  await new Promise((r) => setImmediate(r)); // the bus delivers on the next turn
+  if (server.stats().received === 0) {
+    process.stderr.write(`troupe: example '${name}' takes no inspection sink, so the inspector recorded nothing (examples that do: resilience, replicated-cart, ping-pong)\n`);
+  }
   process.stdout.write(`example finished; the inspector keeps serving its history at ${server.url} (Ctrl-C to stop)\n`);
   await untilSignal();
   publisher.close();
