@@ -288,8 +288,13 @@ function countdown() {
   }
   if (a && !a.stopped) {
     const now = nodeNow(a.node);
+    const graph = a.key ? state.graphs.get(a.key) : undefined;
     for (const t of a.timers) {
-      const left = Math.max(0, Math.round(t.startedAt + t.delayMs - now));
+      const tr = graph && graph.transitions.find((x) => x.id === t.transition);
+      // a transition that re-enters its own state restarts its timer each time: count the current period
+      const periodic = tr && tr.reenter && tr.targets.includes(tr.source) && t.delayMs > 0;
+      const elapsed = now - t.startedAt;
+      const left = Math.max(0, Math.round(periodic ? t.delayMs - (elapsed % t.delayMs) : t.delayMs - elapsed));
       lines.push(`<div>${esc(t.transition)}: ${left} ms left of ${t.delayMs} ms</div>`);
       const el = svg && svg.querySelector(`text[data-after="${cssEsc(t.transition)}"]`);
       if (el) el.textContent = `${el.dataset.base} · ${left} ms`;
