@@ -115,7 +115,25 @@ describe.skipIf(!chromiumPath)('inspector in the browser', () => {
     await page.locator('#chart svg g.state[data-state="open"].active').waitFor({ timeout: 10_000 });
     expect(await page.locator('#cursorLabel').textContent()).toContain(`event ${openAt + 1}/`);
     expect(await page.locator('#chart svg g.state[data-state="closed"].active').count()).toBe(0);
+    // the open period's after timer, as it was then: all 300 ms left on the arrow to halfOpen
+    await expect.poll(() => page.locator('#chart svg text.countdown').textContent()).toBe('⏱ 300 ms');
     await page.screenshot({ path: join(shots, 'inspector-resilience-slider.png') });
+    // a later moment of the open period: less time left
+    const later = await page.evaluate((from) => {
+      const evs = (window as unknown as { __inspector: { events: { kind: string; actor?: string; at: number }[] } }).__inspector.events;
+      for (let i = from + 1; i < evs.length; i++) {
+        if (evs[i]!.kind === 'actor.snapshot' && evs[i]!.actor === 'shop/breaker-payments') return -1; // left open first
+        if (evs[i]!.at > evs[from]!.at) return i;
+      }
+      return -1;
+    }, openAt);
+    expect(later).toBeGreaterThan(openAt);
+    await page.locator('#slider').evaluate((el, v) => {
+      (el as HTMLInputElement).value = String(v);
+      el.dispatchEvent(new Event('input'));
+    }, later);
+    await expect.poll(async () => Number(/(\d+) ms/.exec((await page.locator('#chart svg text.countdown').textContent()) ?? '')?.[1] ?? NaN))
+      .toBeLessThan(300);
     await page.close();
     run.proc.kill('SIGINT');
   }, 60_000);

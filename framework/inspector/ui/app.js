@@ -280,12 +280,19 @@ function countdown() {
   const a = state.selected ? state.model.actors.get(state.selected) : undefined;
   const svg = $('chart').querySelector('svg');
   const lines = [];
-  if (svg) {
-    for (const el of svg.querySelectorAll('text[data-after]')) {
-      if (!el.dataset.base) el.dataset.base = el.textContent;
-      el.textContent = el.dataset.base;
+  // the time left goes on a line of its own under the delay's label (appending would overlap neighbours)
+  const countdownOf = (el) => {
+    let cd = el.nextElementSibling;
+    if (!cd || !cd.classList.contains('countdown')) {
+      cd = document.createElementNS('http://www.w3.org/2000/svg', 'text');
+      cd.setAttribute('class', 'countdown');
+      cd.setAttribute('x', el.getAttribute('x'));
+      cd.setAttribute('y', String(Number(el.getAttribute('y')) + 12));
+      el.after(cd);
     }
-  }
+    return cd;
+  };
+  if (svg) for (const el of svg.querySelectorAll('text.countdown')) el.textContent = '';
   if (a && !a.stopped) {
     const now = nodeNow(a.node);
     const graph = a.key ? state.graphs.get(a.key) : undefined;
@@ -297,7 +304,7 @@ function countdown() {
       const left = Math.max(0, Math.round(periodic ? t.delayMs - (elapsed % t.delayMs) : t.delayMs - elapsed));
       lines.push(`<div>${esc(t.transition)}: ${left} ms left of ${t.delayMs} ms</div>`);
       const el = svg && svg.querySelector(`text[data-after="${cssEsc(t.transition)}"]`);
-      if (el) el.textContent = `${el.dataset.base} · ${left} ms`;
+      if (el) countdownOf(el).textContent = `⏱ ${left} ms`;
     }
   }
   $('timers').innerHTML = lines.join('') || '<div class="empty" style="padding:2px">none running</div>';
