@@ -112,6 +112,24 @@ describe('publisher', () => {
     expect(of(received, 'actor.snapshot', 'n1/a').at(-1)!.timers).toBeUndefined();
   });
 
+  it('carries what JSON cannot as short stand-ins, and truncates an oversize context', async () => {
+    const odd = setup({ types: { events: {} as Message } }).createMachine({
+      id: 'odd',
+      context: { bytes: new Uint8Array(64), big: 12n, map: new Map([['k', 1]]), set: new Set([1, 2]), fn: () => 1, huge: 'x'.repeat(2_000) },
+    });
+    const Odd = defineActor({ type: 'odd', machine: odd, messages });
+    const { system, received, publisher } = rig({ maxEventBytes: 1_000 });
+    const small = setup({ types: { events: {} as Message } }).createMachine({
+      id: 'small', context: { bytes: new Uint8Array(3), big: 12n, map: new Map([['k', 1]]), set: new Set([1, 2]), fn: () => 1 },
+    });
+    system.spawn(defineActor({ type: 'small', machine: small, messages }), { name: 's' });
+    system.spawn(Odd, { name: 'o' });
+    publisher.flush();
+    await waitFor(() => of(received, 'actor.snapshot', 'n1/o').length === 1 && of(received, 'actor.snapshot', 'n1/s').length === 1);
+    expect(of(received, 'actor.snapshot', 'n1/s')[0]!.context).toEqual({ bytes: '[3 bytes]', big: '12n', map: { k: 1 }, set: [1, 2] });
+    expect(of(received, 'actor.snapshot', 'n1/o')[0]!.context).toMatchObject({ truncated: true });
+  });
+
   it('rate-limits chatty events per actor, never state changes, and publishes the latest snapshot', async () => {
     const { system, received, publisher } = rig({ ratePerActorPerSec: 10 });
     const a = system.spawn(Lamp, { name: 'a' });
