@@ -6,7 +6,7 @@
  * Run: npm start   (or: npx tsx framework/cli.ts run ping-pong)
  */
 import { assign, setup } from 'xstate';
-import { createSystem, defineActor, originOf, reply, tell, type ActorSystem } from '../framework/index.ts';
+import { createSystem, defineActor, originOf, reply, tell, type ActorSystem, type InspectionSink } from '../framework/index.ts';
 import { messages, type Message, type Pong } from './pingpong.pb.ts';
 
 /** Answers every Ping: a reply when it was an ask, a Pong told back to the sender otherwise. */
@@ -75,9 +75,9 @@ export const Ponger = defineActor({ type: 'ponger', machine: pongerMachine, mess
 export const Pinger = defineActor({ type: 'pinger', machine: pingerMachine, messages });
 
 /** Runs the example on `system` (embedded by default); `say` prints a line. */
-export async function main(options: { system?: ActorSystem; say?: (line: string) => void; rally?: number } = {}): Promise<{ rally: number; asked: number }> {
+export async function main(options: { system?: ActorSystem; say?: (line: string) => void; rally?: number; inspect?: InspectionSink } = {}): Promise<{ rally: number; asked: number }> {
   const say = options.say ?? ((line: string) => console.log(line));
-  const system = options.system ?? createSystem({ cluster: 'demo', node: 'local', logger: undefined });
+  const system = options.system ?? createSystem({ cluster: 'demo', node: 'local', logger: undefined, ...(options.inspect ? { inspect: options.inspect } : {}) });
   const rally = options.rally ?? 1000;
   try {
     const ponger = system.spawn(Ponger, { name: 'ponger' });

@@ -10,7 +10,7 @@
 import { assign, setup } from 'xstate';
 import { memoryRaftStorage, startRaftNode, type RaftNodeHandle } from '../actors/raft/node.ts';
 import { replicateMachine, type ReplicatedMachine } from '../actors/raft/replicate.ts';
-import { createLogger, createMemoryBus, createRng, createSystem, NotLeaderError, realClock, type ActorSystem } from '../framework/index.ts';
+import { createLogger, createMemoryBus, createRng, createSystem, NotLeaderError, realClock, type ActorSystem, type InspectionSink } from '../framework/index.ts';
 
 type CartEvent = { type: 'AddItem'; sku: string; qty: number } | { type: 'RemoveItem'; sku: string } | { type: 'Checkout' } | { type: 'Pay'; amountCents: number };
 
@@ -34,7 +34,8 @@ export const cartMachine = setup({
   },
 });
 
-export async function main(options: { say?: (line: string) => void } = {}): Promise<{ states: Record<string, unknown> }> {
+/** `inspect`: an inspection sink for the three nodes (`troupe run replicated-cart --inspect`). */
+export async function main(options: { say?: (line: string) => void; inspect?: InspectionSink } = {}): Promise<{ states: Record<string, unknown> }> {
   const say = options.say ?? ((line: string) => console.log(line));
   const clock = realClock();
   const bus = createMemoryBus({ clock });
@@ -45,7 +46,9 @@ export async function main(options: { say?: (line: string) => void } = {}): Prom
   const carts = new Map<string, ReplicatedMachine<typeof cartMachine>>();
   const storages = new Map(names.map((n) => [n, memoryRaftStorage()]));
   const start = (name: string, seed: number): void => {
-    const system = createSystem({ cluster: 'cart', node: name, transport: bus.connect({ name }), clock, logger: createLogger({ level: 'error' }) });
+    const system = createSystem({
+      cluster: 'cart', node: name, transport: bus.connect({ name }), clock, logger: createLogger({ level: 'error' }), ...(options.inspect ? { inspect: options.inspect } : {}),
+    });
     systems.set(name, system);
     const cart = replicateMachine(() => nodes.get(name)!, cartMachine, { clock });
     carts.set(name, cart);

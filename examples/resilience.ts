@@ -13,7 +13,7 @@ import { wrap } from '../actors/policy/policy.ts';
 import { timeout } from '../actors/policy/timeout.ts';
 import { createRetry } from '../actors/retry/retry.ts';
 import {
-  BrokenCircuitError, BulkheadRejectedError, createLogger, createSystem, defineActor, reply, type ActorSystem, type Logger,
+  BrokenCircuitError, BulkheadRejectedError, createLogger, createSystem, defineActor, reply, type ActorSystem, type InspectionSink, type Logger,
 } from '../framework/index.ts';
 import { messages, type Message, type Receipt } from './payments.pb.ts';
 
@@ -38,10 +38,18 @@ export const paymentsMachine = setup({
 
 export const Payments = defineActor({ type: 'payments', machine: paymentsMachine, messages });
 
-export async function main(options: { say?: (line: string) => void; logger?: Logger } = {}): Promise<{ outcomes: Record<string, number>; transitions: string[] }> {
+/**
+ * `inspect`: an inspection sink (`troupe run resilience --inspect` passes the inspector's);
+ * `paceMs`: a pause before the steps whose timing does not matter (1, 2 and 5: the circuit is closed),
+ * so a person (or a browser test) can watch the charts move.
+ */
+export async function main(options: { say?: (line: string) => void; logger?: Logger; inspect?: InspectionSink; paceMs?: number } = {}): Promise<{ outcomes: Record<string, number>; transitions: string[] }> {
   const say = options.say ?? ((line: string) => console.log(line));
-  const system: ActorSystem = createSystem({ cluster: 'demo', node: 'shop', logger: options.logger ?? createLogger({ level: 'warn' }) });
+  const system: ActorSystem = createSystem({
+    cluster: 'demo', node: 'shop', logger: options.logger ?? createLogger({ level: 'warn' }), ...(options.inspect ? { inspect: options.inspect } : {}),
+  });
   const clock = system.clock;
+  const pace = (): Promise<void> => new Promise<void>((r) => clock.setTimeout(r, options.paceMs ?? 0));
   const transitions: string[] = [];
   const outcomes: Record<string, number> = {};
   const count = (k: string): void => { outcomes[k] = (outcomes[k] ?? 0) + 1; };
@@ -81,9 +89,11 @@ export async function main(options: { say?: (line: string) => void; logger?: Log
       }
     };
 
+    await pace();
     say('1. the payment service is healthy');
     for (let i = 0; i < 3; i++) say(`  ${await charge()}`);
 
+    await pace();
     say('2. the card processor goes down: charges are declined, retried once, then the breaker trips');
     payments.send({ type: 'SetHealth', healthy: false });
     for (let i = 0; i < 4; i++) say(`  ${await charge()}`);
@@ -97,6 +107,7 @@ export async function main(options: { say?: (line: string) => void; logger?: Log
     say(`  ${await charge()}`);
     say(`  ${await charge()}`);
 
+    await pace();
     say('5. a burst of 8 concurrent charges against a bulkhead of 3 slots + 2 queue places');
     const burst = await Promise.all(Array.from({ length: 8 }, () => charge()));
     for (const line of burst) say(`  ${line}`);

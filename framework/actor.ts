@@ -10,7 +10,7 @@
 import { createActor, emit, fromPromise, type ActionFunction, type AnyActor, type AnyStateMachine } from 'xstate';
 import type { MessageObject, MessageSet, MessagesOf } from './codec/messages.ts';
 import type { Clock } from './clock.ts';
-import type { InspectionSink } from './inspector/events.ts';
+import type { InspectionEvent, InspectionSink } from './inspector/events.ts';
 import type { Logger } from './log.ts';
 import { Mailbox } from './mailbox.ts';
 import type { Address, Origin, RefLike } from './ref.ts';
@@ -262,11 +262,13 @@ export class ActorCell {
       clock: this.host.clock,
       id: this.address,
       ...(snapshot !== undefined ? { snapshot: snapshot as never } : {}),
-      ...(this.host.inspect ? { inspect: this.forwardInspection.bind(this) } : {}),
     });
     actor.on('*', this.onEmitted);
     // `this` is the observer: its error() and complete() methods (no next(): snapshots are pulled)
     actor.subscribe(this as unknown as { error(err: unknown): void; complete(): void });
+    // inspection observes snapshots (one call per update) rather than XState's `inspect`, which
+    // builds an object per microstep and per action as well
+    if (this.host.inspect) actor.subscribe({ next: (s: unknown) => this.inspectSnapshot(s), error: () => undefined });
     this.actor = actor;
     this.status = 'running';
     actor.start();
@@ -290,15 +292,20 @@ export class ActorCell {
     if (this.status === 'running') this.host.onDone(this);
   }
 
-  private forwardInspection(ev: { type: string; actorRef: unknown; snapshot?: unknown; event?: unknown }): void {
-    if (ev.actorRef !== this.actor) return;
-    const sink = this.host.inspect!;
-    const base = { v: 1 as const, at: this.host.clock.now(), node: this.host.node, actor: this.address };
-    if (ev.type === '@xstate.snapshot') {
-      const s = ev.snapshot as { value?: unknown; context?: unknown; status?: string };
-      sink({ ...base, kind: 'actor.snapshot', value: s.value, context: s.context, status: s.status ?? 'active' });
-    } else if (ev.type === '@xstate.event') {
-      sink({ ...base, kind: 'actor.event', event: ev.event });
+  private inspectSnapshot(snapshot: unknown): void {
+    const s = snapshot as { value?: unknown; context?: unknown; status?: string };
+    this.inspectSafely({
+      v: 1, at: this.host.clock.now(), node: this.host.node, actor: this.address,
+      kind: 'actor.snapshot', value: s.value, context: s.context, status: s.status ?? 'active',
+    });
+  }
+
+  /** A sink must not throw; if one does, the actor carries on (the system logs it). */
+  private inspectSafely(ev: InspectionEvent): void {
+    try {
+      this.host.inspect!(ev);
+    } catch (err) {
+      this.logger.warn({ err }, 'inspection sink threw');
     }
   }
 
@@ -337,6 +344,7 @@ export class ActorCell {
 
   private send(event: { type: string }): void {
     const actor = this.actor;
+    if (this.host.inspect) this.inspectSafely({ v: 1, at: this.host.clock.now(), node: this.host.node, actor: this.address, kind: 'actor.event', event });
     this.lastGood = actor.getSnapshot();
     this.current = event;
     actor.send(event);

@@ -2,9 +2,12 @@
  * `troupe` — the command line.
  *   troupe run <example> [options]   run an example topology (default: embedded in-process bus)
  *   troupe proto [--check] [files…]  generate TypeScript message types from .proto files
+ *   troupe diagram <module> [--export NAME] [--out DIR]   SVG + Mermaid of the machines a module exports
+ *   troupe inspect [--nats URL] [--port N] [--host H] [--token T] [--allow-send]   the inspector's server and web UI
  *   troupe --help | <command> --help
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -35,9 +38,11 @@ const SCENARIOS: Record<string, { module: string; summary: string }> = {
 const HELP = `troupe — distributed-systems patterns as XState state charts in supervised actors over NATS
 
 Usage:
-  troupe run <example> [--nats URL] [--spawn-nats]   run an example topology
+  troupe run <example> [--nats URL] [--spawn-nats] [--inspect]   run an example topology
   troupe sim <scenario> [--seed N | --seeds N]       deterministic simulation, replayable from its seed
   troupe proto [--check] [files…]                    generate .pb.ts message types from .proto files
+  troupe diagram <module> [--export NAME] [--out DIR] SVG + Mermaid of the state machines a module exports
+  troupe inspect [--nats URL] [--port N] [--token T] [--allow-send]   serve the inspector (web UI) for a cluster
   troupe <command> --help                            help on a command
 
 Examples:
@@ -54,6 +59,10 @@ Runs an example. Without --nats everything runs in this process on the embedded 
 Options:
   --nats URL      connect to this NATS server (examples that span processes need one)
   --spawn-nats    start a local nats-server on a free port for the run (needs nats-server on PATH)
+  --inspect       serve the inspector (web UI) for this run; prints its URL and keeps serving after
+                  the example ends. With it: --port N, --host H, --token T, --allow-send (see
+                  troupe inspect --help), --wait (start once a browser is connected), --pace MS
+                  (pause between the example's steps, default 1000)
   --help          this text
 
 Examples:
@@ -80,10 +89,86 @@ async function run(args: string[]): Promise<number> {
   const example = EXAMPLES[name];
   if (!example) throw new UsageError(`no example named '${name}'; try one of: ${Object.keys(EXAMPLES).join(', ')}`);
   const mod = (await import(pathToFileURL(join(repoRoot, example.module)).href)) as {
-    main: (o: { nats?: string; spawnNats?: boolean }) => Promise<unknown>;
+    main: (o: { nats?: string; spawnNats?: boolean; inspect?: unknown; paceMs?: number }) => Promise<unknown>;
   };
   const nats = flag(args, '--nats');
-  await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats') });
+  if (!args.includes('--inspect')) {
+    await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats') });
+    return 0;
+  }
+  // embedded inspection: the example's systems publish on a private in-process bus the server reads
+  const [{ createMemoryBus }, { createInspectionPublisher }, { startInspectorServer }] = await Promise.all([
+    import('./transport/memory.ts'), import('./inspector/publisher.ts'), import('./inspector/server.ts'),
+  ]);
+  const bus = createMemoryBus();
+  const publisher = createInspectionPublisher({ transport: bus.connect({ name: 'publisher' }), cluster: 'embedded' });
+  const server = await startInspectorServer({ transport: bus.connect({ name: 'inspector' }), cluster: 'embedded', ...serverFlags(args) });
+  process.stdout.write(`inspector: ${server.url}\n`);
+  if (args.includes('--wait')) {
+    process.stdout.write('waiting for a browser to connect…\n');
+    await server.waitForClient();
+  }
+  const paceMs = Number(flag(args, '--pace') ?? 1_000);
+  await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats'), inspect: publisher.sink, paceMs });
+  publisher.flush();
+  await new Promise((r) => setImmediate(r)); // the bus delivers on the next turn
+  if (server.stats().received === 0) {
+    process.stderr.write(`troupe: example '${name}' takes no inspection sink, so the inspector recorded nothing (examples that do: resilience, replicated-cart, ping-pong)\n`);
+  }
+  process.stdout.write(`example finished; the inspector keeps serving its history at ${server.url} (Ctrl-C to stop)\n`);
+  await untilSignal();
+  publisher.close();
+  await server.close();
+  return 0;
+}
+
+/** Options shared by `inspect` and `run --inspect`. */
+function serverFlags(args: string[]): { host?: string; port?: number; token?: string; allowSend: boolean } {
+  const port = flag(args, '--port');
+  const host = flag(args, '--host');
+  const token = flag(args, '--token') ?? process.env['TROUPE_INSPECT_TOKEN'];
+  if (port !== undefined && !/^\d+$/.test(port)) throw new UsageError(`--port must be a number, got '${port}'`);
+  return {
+    ...(host !== undefined ? { host } : {}), ...(port !== undefined ? { port: Number(port) } : {}), ...(token ? { token } : {}),
+    allowSend: args.includes('--allow-send'),
+  };
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolveSignal) => {
+    process.once('SIGINT', () => resolveSignal());
+    process.once('SIGTERM', () => resolveSignal());
+  });
+}
+
+const INSPECT_HELP = `troupe inspect [options]
+
+Serves the inspector's web UI for a cluster whose nodes publish inspection events over NATS
+(createInspectionPublisher). Binds 127.0.0.1 unless --host says otherwise; any other host needs
+--token (or TROUPE_INSPECT_TOKEN); read-only unless --allow-send.
+
+Options:
+  --nats URL       NATS server (default nats://127.0.0.1:4222)
+  --cluster NAME   cluster to inspect (default troupe)
+  --port N         HTTP port (default: a free one)
+  --host H         address to bind (default 127.0.0.1)
+  --token T        require this token (?token=T) on every request; wrong or missing → 401
+  --allow-send     let the browser send events to actors (of nodes that accept sends)
+`;
+
+async function inspect(args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(INSPECT_HELP);
+    return 0;
+  }
+  const [{ connectNats }, { startInspectorServer }] = await Promise.all([import('./transport/nats.ts'), import('./inspector/server.ts')]);
+  const url = flag(args, '--nats') ?? 'nats://127.0.0.1:4222';
+  const transport = await connectNats({ servers: url, name: 'troupe-inspector' });
+  const server = await startInspectorServer({ transport, cluster: flag(args, '--cluster') ?? 'troupe', ...serverFlags(args) });
+  process.stdout.write(`inspector: ${server.url}\n`);
+  await untilSignal();
+  await server.close();
+  await transport.close();
   return 0;
 }
 
@@ -148,6 +233,42 @@ function proto(args: string[]): number {
   return r.status ?? 1;
 }
 
+const DIAGRAM_HELP = `troupe diagram <machine module> [options]
+
+Writes NAME.svg (laid out by ELK) and NAME.mmd (Mermaid stateDiagram-v2) for every XState machine
+the module exports.
+
+Options:
+  --export NAME   only this export
+  --out DIR       where to write (default: the current directory)
+`;
+
+async function diagram(args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(DIAGRAM_HELP);
+    return 0;
+  }
+  const file = args[0];
+  if (!file || file.startsWith('--')) throw new UsageError('which module? e.g. troupe diagram actors/circuit-breaker/machine.ts');
+  const only = flag(args, '--export');
+  const out = resolve(flag(args, '--out') ?? '.');
+  const { machineGraph, isMachineLike } = await import('./inspector/graph.ts');
+  const { renderSvg, toMermaid } = await import('./inspector/diagram.ts');
+  const mod = (await import(pathToFileURL(resolve(file)).href)) as Record<string, unknown>;
+  const machines = Object.entries(mod).filter(([name, v]) => isMachineLike(v) && (only === undefined || name === only));
+  if (machines.length === 0) {
+    throw new UsageError(only ? `${file} exports no machine named '${only}'` : `${file} exports no XState machine`);
+  }
+  mkdirSync(out, { recursive: true });
+  for (const [name, machine] of machines) {
+    const graph = machineGraph(machine as Parameters<typeof machineGraph>[0]);
+    writeFileSync(join(out, `${name}.svg`), await renderSvg(graph));
+    writeFileSync(join(out, `${name}.mmd`), toMermaid(graph));
+    process.stdout.write(`${name}: ${join(out, `${name}.svg`)}, ${join(out, `${name}.mmd`)}\n`);
+  }
+  return 0;
+}
+
 async function cli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -163,6 +284,10 @@ async function cli(argv: string[]): Promise<number> {
       return proto(rest);
     case 'sim':
       return sim(rest);
+    case 'diagram':
+      return diagram(rest);
+    case 'inspect':
+      return inspect(rest);
     default:
       throw new UsageError(`unknown command '${command}' (see troupe --help)`);
   }

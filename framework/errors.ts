@@ -34,6 +34,7 @@ export const ErrorCode = {
   StorageCrashed: 'STORAGE_CRASHED',
   NoBackends: 'NO_BACKENDS',
   BackendLost: 'BACKEND_LOST',
+  InspectorConfig: 'INSPECTOR_CONFIG',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -400,3 +401,15 @@ export class BackendLostError extends TroupeError {
 
 export const isNoBackendsError = (e: unknown): e is NoBackendsError => e instanceof NoBackendsError;
 export const isBackendLostError = (e: unknown): e is BackendLostError => e instanceof BackendLostError;
+
+/** The inspector server refuses to start as configured (e.g. another host than loopback without a token). */
+export class InspectorConfigError extends TroupeError {
+  readonly code = ErrorCode.InspectorConfig;
+  readonly retryable = false;
+  constructor(readonly option: string, reason: string) {
+    super(`inspector option ${option}: ${reason}`);
+  }
+  override fields() { return { option: this.option }; }
+}
+
+export const isInspectorConfigError = (e: unknown): e is InspectorConfigError => e instanceof InspectorConfigError;

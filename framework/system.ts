@@ -198,6 +198,9 @@ class SystemImpl implements ActorSystem, CellHost {
     this.codec = createCodec({ maxPayloadBytes: o.maxPayloadBytes });
     this.deadLetters = createDeadLetterOffice({ clock: o.clock, logger: o.logger, logWindowMs: o.deadLetterLogWindowMs, logMax: o.deadLetterLogMax });
     this.systemAddress = `${o.node}/${SYSTEM_PATH}`;
+    if (o.inspect) {
+      this.deadLetters.subscribe((dl) => this.emit({ kind: 'message.dead', to: dl.target, reason: dl.reason, messageType: dl.messageType, from: dl.sender }));
+    }
     for (const set of o.messages) this.registerMessages(set);
     // The root guardian: supervises top-level actors, one-for-one, each with its own policy.
     this.root = new ActorCell(this, this.systemAddress as Address, SYSTEM_PATH, {
@@ -345,8 +348,7 @@ class SystemImpl implements ActorSystem, CellHost {
     this.registry.set(address, cell);
     ((parent ?? this.root).children ??= new Map()).set(name, cell);
     if (this.inspect) {
-      const machine = this.machineFor(def) as { toJSON?: () => unknown };
-      this.emit({ kind: 'actor.spawned', actor: address, actorType: def.type, parent: parent?.address, machine: machine.toJSON?.() });
+      this.emit({ kind: 'actor.spawned', actor: address, actorType: def.type, parent: parent?.address, machine: this.machineFor(def) });
     }
     cell.start();
     if (def.kind === 'supervisor') this.startChildren(cell);
@@ -373,8 +375,7 @@ class SystemImpl implements ActorSystem, CellHost {
     if (this.registry.has(address) || this.hosted.has(address)) throw new NameTakenError(address);
     let sub: { unsubscribe(): void } | undefined;
     if (this.inspect) {
-      const logic = (actor as { logic?: { toJSON?: () => unknown } }).logic;
-      this.emit({ kind: 'actor.spawned', actor: address, actorType: options.type ?? 'hosted', machine: logic?.toJSON?.() });
+      this.emit({ kind: 'actor.spawned', actor: address, actorType: options.type ?? 'hosted', machine: (actor as { logic?: unknown }).logic });
       const report = (s: { value?: unknown; context?: unknown; status?: string }): void =>
         this.emit({ kind: 'actor.snapshot', actor: address, value: s.value, context: s.context, status: s.status ?? 'active' });
       report(actor.getSnapshot() as { value?: unknown });
@@ -638,6 +639,9 @@ class SystemImpl implements ActorSystem, CellHost {
   }
 
   private replyToOrigin(origin: Origin | undefined, message: MessageObject, sender: Address): void {
+    if (this.inspect && origin?.correlationId) {
+      this.emit({ kind: 'message.sent', from: sender, to: origin.sender ?? `${this.node}/(caller)`, messageType: message.type, ask: false, reply: true });
+    }
     if (!origin?.correlationId) {
       this.deadLetters.record({ reason: DeadLetterReason.NoAsk, sender, messageType: message.type, error: 'reply to a message that was not an ask' });
       return;

@@ -4,7 +4,7 @@
  * TROUPE_NATS_URL, TROUPE_NODE (its node name), TROUPE_VOTERS (comma-separated `node/raft`
  * addresses), TROUPE_DATA (a directory for its log), TROUPE_SNAPSHOT_EVERY (compact the log every
  * this many entries, default 1000), TROUPE_CLUSTER (default raftkv), TROUPE_FSYNC=0 (write the log
- * without fsync — benchmarks only). Prints "ready" once serving; a restart with the same
+ * without fsync — benchmarks only), TROUPE_INSPECT=1 (publish inspection events). Prints "ready" once serving; a restart with the same
  * TROUPE_DATA recovers its snapshot and log. Used by test/integration/raft-processes.test.ts and
  * the raft benchmarks.
  */
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { openFileRaftStorage } from '../../actors/raft/file-storage.ts';
 import { startKvService } from '../../actors/raft/kv-service.ts';
 import { startKvReplica } from '../../actors/raft/kv.ts';
-import { connectNats, createLogger, createRng, createSystem, entropySeed } from '../../framework/index.ts';
+import { connectNats, createInspectionPublisher, createLogger, createRng, createSystem, entropySeed } from '../../framework/index.ts';
 
 const env = (k: string): string => {
   const v = process.env[k];
@@ -23,9 +23,12 @@ const env = (k: string): string => {
   return v;
 };
 const node = env('TROUPE_NODE');
+const cluster = process.env['TROUPE_CLUSTER'] ?? 'raftkv';
+const transport = await connectNats({ servers: env('TROUPE_NATS_URL'), name: node });
+// TROUPE_INSPECT=1: publish inspection events for `troupe inspect --nats URL --cluster raftkv`
+const publisher = process.env['TROUPE_INSPECT'] === '1' ? createInspectionPublisher({ transport, cluster }) : undefined;
 const system = createSystem({
-  cluster: process.env['TROUPE_CLUSTER'] ?? 'raftkv', node, transport: await connectNats({ servers: env('TROUPE_NATS_URL'), name: node }),
-  logger: createLogger({ level: 'warn', pretty: false }),
+  cluster, node, transport, logger: createLogger({ level: 'warn', pretty: false }), ...(publisher ? { inspect: publisher.sink } : {}),
 });
 const storage = openFileRaftStorage(join(env('TROUPE_DATA'), `${node}.log`), { fsync: process.env['TROUPE_FSYNC'] !== '0' });
 const replica = startKvReplica(system, {

@@ -84,6 +84,24 @@ export function serviceSubject(cluster: string, service: string, ...tokens: stri
   return [SUBJECT_ROOT, cluster, `_${service}`, ...tokens].join('.');
 }
 
+/**
+ * Subject a node publishes its inspection events on: `troupe.<cluster>._inspect.<node>`. The
+ * `_inspect` token cannot be a node name, so no node's wildcard subscription receives them.
+ */
+export function inspectionSubject(cluster: string, node: string): string {
+  return `${SUBJECT_ROOT}.${cluster}._inspect.${node}`;
+}
+
+/** What an inspector subscribes to for every node's inspection events. */
+export function inspectionWildcard(cluster: string): string {
+  return `${SUBJECT_ROOT}.${cluster}._inspect.*`;
+}
+
+/** Where an inspector sends control messages (sync requests, events for actors) to every publisher. */
+export function inspectionControlSubject(cluster: string): string {
+  return `${SUBJECT_ROOT}.${cluster}._inspect_ctl`;
+}
+
 /** The address a subject on `cluster` names, or undefined when it is not a troupe actor subject. */
 export function addressOfSubject(cluster: string, subject: string): string | undefined {
   const tokens = subject.split('.');

@@ -32,6 +32,8 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'quorum-rw': async () => (await import('./quorum.ts')).bench,
   'lb-throughput': async () => (await import('./load-balancer.ts')).bench,
   'shard-routing': async () => (await import('./sharding.ts')).bench,
+  'inspect-off': async () => (await import('./inspect.ts')).off,
+  'inspect-on': async () => (await import('./inspect.ts')).on,
 };
 
 const DEFAULT_ROUNDS = 5;
