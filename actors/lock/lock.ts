@@ -1,0 +1,766 @@
+/**
+ * `createLock(store, options)`: distributed locks with fencing tokens over any `KvStore` (NATS
+ * JetStream KV, troupe's Raft KV, the memory store in tests and the simulator).
+ *
+ * Keys, under `<prefix>.<name>.`:
+ * - `holder` — the lease: `{ owner, leaseId, token }`, created with the lease TTL and renewed by a
+ *   revision-checked `update` every `renewIntervalMs`. The fencing token is the revision of the
+ *   `create` that granted it, so tokens of one lock strictly increase.
+ * - `q.<leaseId>` — a waiter's place in line, created with the TTL and renewed the same way; its
+ *   position (ticket) is the revision of its `create`.
+ *
+ * Waiting: a client that finds the lock taken enqueues, and watches `<prefix>.<name>.>` (ONE watch
+ * per client and lock name, however many of its callers wait). Only the first waiter in line ever
+ * tries to take the lock when it is released, so a release costs one `create`, not one per waiter.
+ * Expiry is not delivered to watchers, so entries that fall silent for a TTL are checked with `get`.
+ */
+import { createActor, fromPromise, type Actor, type SnapshotFrom } from 'xstate';
+import { createRng, entropySeed, type Clock, type Rng, type TimerId } from '../../framework/clock.ts';
+import {
+  AbortedError,
+  InvalidNameError,
+  isKvConflictError,
+  LockLostError,
+  LockTimeoutError,
+  NotLockOwnerError,
+} from '../../framework/errors.ts';
+import type { KvEntry, KvStore, KvWatch } from '../../framework/store/store.ts';
+import {
+  leaseMachine,
+  type CreateOutcome,
+  type LeaseContext,
+  type LeaseEffectInput,
+  type ReconcileOutcome,
+  type ReleaseOutcome,
+  type RenewOutcome,
+  type TicketOutcome,
+} from './machine.ts';
+
+/** Default key prefix of every lock. */
+export const DEFAULT_LOCK_PREFIX = 'locks';
+/** Default lease TTL. */
+export const DEFAULT_LOCK_TTL_MS = 10_000;
+/** Default longest wait of `acquire`. */
+export const DEFAULT_LOCK_WAIT_MS = 30_000;
+/** Default pause before retrying a store call that got no answer. */
+export const DEFAULT_LOCK_RETRY_DELAY_MS = 100;
+
+/** Options of {@link createLock}. */
+export interface LockOptions {
+  /** Time source of renewals, retries and expiry checks. */
+  clock: Clock;
+  /** Who this client is (a node or process name); stored with every lease, shown in errors. */
+  owner: string;
+  /**
+   * Lease ids. @default a generator seeded from the wall clock and pid
+   */
+  rng?: Rng;
+  /**
+   * Key prefix: letters, digits, `-`, `_`, `=`, dot-separated.
+   * @default 'locks'
+   */
+  prefix?: string;
+  /**
+   * Lease TTL of `acquire` calls that do not give one. On the NATS KV store it must equal the
+   * bucket's `ttlMs` (a bucket-wide max age on nats-server 2.9/2.10).
+   * @default 10000
+   */
+  ttlMs?: number;
+  /**
+   * How often a held lease (and a place in the queue) is renewed; well below the TTL so that a
+   * renewal or two may fail without losing the lease.
+   * @default ttlMs / 3
+   */
+  renewIntervalMs?: number;
+  /**
+   * How often a waiter checks, with `get`, whether the holder or a waiter ahead of it that has
+   * fallen silent has expired. Bounds how late a crashed holder's lock is noticed as free.
+   * @default renewIntervalMs
+   */
+  pollIntervalMs?: number;
+  /**
+   * Pause before retrying a store call that got no answer.
+   * @default 100
+   */
+  retryDelayMs?: number;
+}
+
+/** Options of {@link LockClient.acquire}. */
+export interface AcquireOptions {
+  /** Lease TTL. @default the client's `ttlMs` */
+  ttlMs?: number;
+  /** Give up (`LockTimeoutError`) after this long; `Infinity` waits for ever. @default 30000 */
+  waitMs?: number;
+  /** Abort the wait (`AbortedError`). Has no effect once the lock is granted. */
+  signal?: AbortSignal;
+}
+
+/** Where a granted lease is in its life. */
+export type LeaseStatus = 'held' | 'renewing' | 'releasing' | 'released' | 'lost';
+
+/** A granted lock. Renewed automatically until released or lost. */
+export interface Lease {
+  readonly name: string;
+  readonly owner: string;
+  /** Unique per `acquire` call. */
+  readonly leaseId: string;
+  /**
+   * The fencing token: greater than every token granted before for this lock. Pass it with every
+   * write to a resource the lock protects, and have the resource reject lower tokens.
+   */
+  readonly token: number;
+  readonly status: LeaseStatus;
+  /**
+   * Until when (this client's clock) the lease is certainly still held, as far as renewals that
+   * succeeded tell: the start of the last successful write plus the TTL. Past it, assume nothing.
+   */
+  readonly expiresAtMs: number;
+  /** Aborted, with the `LockLostError` as reason, when the lease is lost. */
+  readonly signal: AbortSignal;
+  /** Called once if the lease is lost (renewal refused, or unconfirmed before expiry). Returns an unsubscribe. */
+  onLost(listener: (err: LockLostError) => void): () => void;
+  /**
+   * Give the lock up. Idempotent once it succeeded. Rejects with `LockLostError` when the lease
+   * had already been lost: what was done under it was not protected throughout.
+   */
+  release(): Promise<void>;
+  /** The hosted state chart (inspection, tests). */
+  readonly actor: Actor<typeof leaseMachine>;
+}
+
+/** Locks of one owner over one store. */
+export interface LockClient {
+  readonly owner: string;
+  /**
+   * Wait for the lock `name` (letters, digits, `-`, `_`, `=`) and return its lease. Waiters are
+   * granted the lock in the order they queued. Rejects with `LockTimeoutError` after `waitMs`,
+   * `AbortedError` when `signal` fires, `RangeError` for bad options, `InvalidNameError` for a bad name.
+   * @example
+   * const lease = await locks.acquire('orders', { waitMs: 5_000 });
+   * try { await resource.write(data, lease.token); } finally { await lease.release(); }
+   */
+  acquire(name: string, options?: AcquireOptions): Promise<Lease>;
+  /**
+   * Release the lock `name` held under `token` by THIS owner (e.g. after a restart, from a token
+   * that was persisted). Resolves when the lock is not held under that token any more (idempotent);
+   * `NotLockOwnerError` when another owner or another lease holds it.
+   */
+  release(name: string, token: number): Promise<void>;
+  /** Abort pending acquires, release held leases (best effort), stop watching. Idempotent. */
+  close(): Promise<void>;
+}
+
+interface ResolvedLockOptions {
+  clock: Clock;
+  owner: string;
+  rng: Rng;
+  prefix: string;
+  ttlMs: number;
+  renewIntervalMs: number | undefined;
+  pollIntervalMs: number | undefined;
+  retryDelayMs: number;
+}
+
+const NAME = /^[-_=a-zA-Z0-9]+$/;
+const PREFIX = /^[-_=a-zA-Z0-9]+(\.[-_=a-zA-Z0-9]+)*$/;
+
+const positiveMs = (what: string, v: unknown): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`lock option ${what} must be a positive number of ms, got ${String(v)}`);
+  return v;
+};
+
+function resolveLockOptions(options: LockOptions): ResolvedLockOptions {
+  if (options === null || typeof options !== 'object') throw new RangeError('lock options must be an object');
+  const { clock, owner } = options;
+  if (!clock || typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function') throw new RangeError('lock option clock must be a Clock');
+  if (typeof owner !== 'string' || owner.length === 0) throw new RangeError(`lock option owner must be a non-empty string, got ${String(owner)}`);
+  const prefix = options.prefix ?? DEFAULT_LOCK_PREFIX;
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) throw new RangeError(`lock option prefix must be dot-separated tokens of letters, digits, - _ =, got ${String(prefix)}`);
+  const ttlMs = positiveMs('ttlMs', options.ttlMs ?? DEFAULT_LOCK_TTL_MS);
+  const renewIntervalMs = options.renewIntervalMs === undefined ? undefined : positiveMs('renewIntervalMs', options.renewIntervalMs);
+  if (renewIntervalMs !== undefined && renewIntervalMs >= ttlMs) throw new RangeError(`lock option renewIntervalMs must be less than ttlMs (${ttlMs}), got ${renewIntervalMs}`);
+  const pollIntervalMs = options.pollIntervalMs === undefined ? undefined : positiveMs('pollIntervalMs', options.pollIntervalMs);
+  const retryDelayMs = positiveMs('retryDelayMs', options.retryDelayMs ?? DEFAULT_LOCK_RETRY_DELAY_MS);
+  return { clock, owner, rng: options.rng ?? createRng(entropySeed()), prefix, ttlMs, renewIntervalMs, pollIntervalMs, retryDelayMs };
+}
+
+/** What is stored under `holder` and `q.<leaseId>`. */
+interface StoredRecord {
+  owner: string;
+  leaseId: string;
+  /** The fencing token (holder) or queue position (queue entry), once known to the writer. */
+  token?: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const encode = (r: StoredRecord): Uint8Array => encoder.encode(JSON.stringify(r));
+const decode = (bytes: Uint8Array): StoredRecord | undefined => {
+  try {
+    const r = JSON.parse(decoder.decode(bytes)) as StoredRecord;
+    return typeof r === 'object' && r !== null && typeof r.leaseId === 'string' ? r : undefined;
+  } catch {
+    return undefined; // not written by a lock client: treated as someone else's lease
+  }
+};
+const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Per-acquire state the effects need beyond the machine's context. */
+interface LeaseRecord {
+  readonly name: string;
+  readonly leaseId: string;
+  readonly ttlMs: number;
+  readonly actor: Actor<typeof leaseMachine>;
+  /** A release was sent that may have been applied (so a missing key later means "released"). */
+  releaseTried: boolean;
+}
+
+/**
+ * Create a lock client.
+ * @example
+ * const locks = createLock(store, { clock: system.clock, owner: system.node, ttlMs: 10_000 });
+ * const lease = await locks.acquire('orders');
+ * lease.onLost((err) => log.warn(err.message));
+ * await fenced.write(entry, lease.token);
+ * await lease.release();
+ */
+export function createLock(store: KvStore, options: LockOptions): LockClient {
+  return new LockClientImpl(store, resolveLockOptions(options));
+}
+
+class LockClientImpl implements LockClient {
+  readonly owner: string;
+  private readonly leases = new Map<string, LeaseRecord>();
+  private readonly views = new Map<string, LockView>();
+  private readonly machine;
+  private closed = false;
+
+  constructor(private readonly store: KvStore, private readonly o: ResolvedLockOptions) {
+    this.owner = o.owner;
+    const effect = <T>(fn: (rec: LeaseRecord, input: LeaseEffectInput) => Promise<T>) =>
+      fromPromise<T, LeaseEffectInput>(({ input }) => {
+        const rec = this.leases.get(input.leaseId);
+        if (!rec) return Promise.reject(new Error(`unknown lease ${input.leaseId}`));
+        return fn(rec, input);
+      });
+    this.machine = leaseMachine.provide({
+      actors: {
+        createLease: effect((rec) => this.createLease(rec)),
+        reconcileLease: effect((rec) => this.reconcileLease(rec)),
+        enqueue: effect((rec) => this.enqueue(rec)),
+        renewTicket: effect((rec, input) => this.renewTicket(rec, input)),
+        renewLease: effect((rec, input) => this.renewLease(rec, input)),
+        releaseLease: effect((rec, input) => this.releaseLease(rec, input)),
+      },
+      actions: {
+        dropTicket: ({ context }) => {
+          if (context.ticket !== undefined) void this.store.delete(this.queueKey(context.name, context.leaseId)).catch(() => undefined);
+        },
+        abandon: ({ context }) => {
+          if (context.attemptAtMs > 0) void this.abandon(context.name, context.leaseId);
+        },
+      },
+    });
+  }
+
+  // --- keys ---------------------------------------------------------------------------------
+
+  holderKey(name: string): string {
+    return `${this.o.prefix}.${name}.holder`;
+  }
+  lockPattern(name: string): string {
+    return `${this.o.prefix}.${name}.>`;
+  }
+  queuePrefix(name: string): string {
+    return `${this.o.prefix}.${name}.q.`;
+  }
+  queueKey(name: string, leaseId: string): string {
+    return `${this.queuePrefix(name)}${leaseId}`;
+  }
+  get clock(): Clock {
+    return this.o.clock;
+  }
+  get kv(): KvStore {
+    return this.store;
+  }
+
+  // --- public API ---------------------------------------------------------------------------
+
+  acquire(name: string, options: AcquireOptions = {}): Promise<Lease> {
+    if (typeof name !== 'string' || !NAME.test(name)) {
+      return Promise.reject(new InvalidNameError(String(name), 'a lock name may only contain letters, digits, -, _ and ='));
+    }
+    let ttlMs: number;
+    let waitMs: number;
+    try {
+      ttlMs = options.ttlMs === undefined ? this.o.ttlMs : positiveMs('ttlMs', options.ttlMs);
+      waitMs = options.waitMs ?? DEFAULT_LOCK_WAIT_MS;
+      if (typeof waitMs !== 'number' || Number.isNaN(waitMs) || waitMs < 0) throw new RangeError(`acquire option waitMs must be a number ≥ 0 (ms) or Infinity, got ${String(waitMs)}`);
+      if (this.o.renewIntervalMs !== undefined && this.o.renewIntervalMs >= ttlMs) {
+        throw new RangeError(`acquire option ttlMs (${ttlMs}) must exceed the client's renewIntervalMs (${this.o.renewIntervalMs})`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.closed) return Promise.reject(new AbortedError(`acquire of lock '${name}'`, 'the lock client is closed'));
+    if (options.signal?.aborted) return Promise.reject(new AbortedError(`acquire of lock '${name}'`, options.signal.reason));
+    const renewIntervalMs = this.o.renewIntervalMs ?? ttlMs / 3;
+    const leaseId = this.o.rng.hex(16);
+    const actor = createActor(this.machine, {
+      clock: this.o.clock,
+      input: { name, owner: this.owner, leaseId, ttlMs, renewIntervalMs, retryDelayMs: Math.min(this.o.retryDelayMs, renewIntervalMs), waitMs },
+    });
+    const rec: LeaseRecord = { name, leaseId, ttlMs, actor, releaseTried: false };
+    this.leases.set(leaseId, rec);
+    const view = this.views.get(name);
+    const contended = view !== undefined && view.contended();
+
+    return new Promise<Lease>((resolve, reject) => {
+      let lease: LeaseImpl | undefined;
+      const onAbort = (): void => actor.send({ type: 'ABORT', reason: describe(options.signal?.reason ?? 'aborted') });
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      let wasWaiting = false;
+      actor.subscribe({
+        next: (snap) => {
+          const waiting = snap.matches({ pending: 'waiting' });
+          if (waiting && !wasWaiting) this.viewFor(name, renewIntervalMs).addWaiter(rec);
+          if (!waiting && wasWaiting) this.views.get(name)?.removeWaiter(rec);
+          wasWaiting = waiting;
+          if (waiting) this.views.get(name)?.evaluate();
+          if (lease === undefined && (snap.matches('held') || snap.matches('renewing') || snap.matches('releasing') || snap.matches('lost') || snap.matches('released'))) {
+            options.signal?.removeEventListener('abort', onAbort);
+            lease = new LeaseImpl(this.owner, rec, snap.context);
+            resolve(lease);
+          }
+          if (lease) lease.update(snap);
+          if (snap.status === 'done') {
+            this.leases.delete(leaseId);
+            if (snap.matches('failed')) {
+              options.signal?.removeEventListener('abort', onAbort);
+              const c = snap.context;
+              reject(c.failure === 'aborted' ? new AbortedError(`acquire of lock '${name}'`, c.reason) : new LockTimeoutError(name, waitMs));
+            }
+          }
+        },
+      });
+      actor.start();
+      actor.send({ type: 'ACQUIRE', contended });
+    });
+  }
+
+  async release(name: string, token: number): Promise<void> {
+    if (typeof name !== 'string' || !NAME.test(name)) throw new InvalidNameError(String(name), 'a lock name may only contain letters, digits, -, _ and =');
+    if (!Number.isSafeInteger(token) || token <= 0) throw new RangeError(`release token must be a positive integer, got ${String(token)}`);
+    for (const rec of this.leases.values()) {
+      if (rec.name === name && rec.actor.getSnapshot().context.token === token) {
+        const snap = rec.actor.getSnapshot();
+        if (snap.matches('held') || snap.matches('renewing') || snap.matches('releasing')) {
+          const done = waitForEnd(rec.actor);
+          rec.actor.send({ type: 'RELEASE' });
+          const end = await done;
+          if (end.matches('lost')) throw new LockLostError(name, token, end.context.reason);
+          return;
+        }
+      }
+    }
+    const key = this.holderKey(name);
+    const entry = await this.store.get(key);
+    if (entry === undefined) return;
+    const r = decode(entry.value);
+    const holding = r?.token ?? entry.revision;
+    if (r?.owner !== this.owner || holding !== token) throw new NotLockOwnerError(name, this.owner, token, r?.owner ?? '(unknown)');
+    try {
+      await this.store.delete(key, { expectedRevision: entry.revision });
+    } catch (err) {
+      if (!isKvConflictError(err)) throw err;
+      return this.release(name, token); // renewed meanwhile by a lease of ours elsewhere: look again
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const ends: Promise<unknown>[] = [];
+    for (const rec of Array.from(this.leases.values())) {
+      const snap = rec.actor.getSnapshot();
+      if (snap.status !== 'active') continue;
+      ends.push(waitForEnd(rec.actor));
+      if (snap.matches('pending') || snap.matches('idle')) rec.actor.send({ type: 'ABORT', reason: 'the lock client is closed' });
+      else rec.actor.send({ type: 'RELEASE' });
+    }
+    await Promise.allSettled(ends);
+    for (const v of this.views.values()) v.stop();
+    this.views.clear();
+  }
+
+  // --- effects ------------------------------------------------------------------------------
+
+  private viewFor(name: string, pollIntervalMs: number): LockView {
+    let view = this.views.get(name);
+    if (!view) {
+      view = new LockView(this, name, this.o.pollIntervalMs ?? pollIntervalMs);
+      this.views.set(name, view);
+    }
+    return view;
+  }
+
+  private record(rec: LeaseRecord, token?: number): Uint8Array {
+    return encode(token === undefined ? { owner: this.owner, leaseId: rec.leaseId } : { owner: this.owner, leaseId: rec.leaseId, token });
+  }
+
+  private async createLease(rec: LeaseRecord): Promise<CreateOutcome> {
+    const atMs = this.o.clock.now();
+    try {
+      const revision = await this.store.create(this.holderKey(rec.name), this.record(rec), { ttlMs: rec.ttlMs });
+      return { kind: 'created', revision, atMs };
+    } catch (err) {
+      if (isKvConflictError(err)) return { kind: 'taken' };
+      return { kind: 'unknown', atMs, reason: describe(err) };
+    }
+  }
+
+  private async reconcileLease(rec: LeaseRecord): Promise<ReconcileOutcome> {
+    try {
+      const entry = await this.store.get(this.holderKey(rec.name));
+      if (entry === undefined) return { kind: 'free' };
+      const r = decode(entry.value);
+      if (r?.leaseId === rec.leaseId) return { kind: 'mine', token: r.token ?? entry.revision, revision: entry.revision };
+      return { kind: 'taken' };
+    } catch (err) {
+      return { kind: 'unknown', reason: describe(err) };
+    }
+  }
+
+  private async enqueue(rec: LeaseRecord): Promise<TicketOutcome> {
+    const key = this.queueKey(rec.name, rec.leaseId);
+    try {
+      const revision = await this.store.create(key, this.record(rec), { ttlMs: rec.ttlMs });
+      return { kind: 'queued', ticket: revision, revision };
+    } catch (err) {
+      if (!isKvConflictError(err)) return { kind: 'unknown', reason: describe(err) };
+      return this.ownTicket(rec, key); // an earlier attempt with no answer did create it
+    }
+  }
+
+  private async ownTicket(rec: LeaseRecord, key: string): Promise<TicketOutcome> {
+    try {
+      const entry = await this.store.get(key);
+      if (entry === undefined) return { kind: 'unknown', reason: 'queue entry vanished' };
+      return { kind: 'queued', ticket: decode(entry.value)?.token ?? entry.revision, revision: entry.revision };
+    } catch (err) {
+      return { kind: 'unknown', reason: describe(err) };
+    }
+  }
+
+  private async renewTicket(rec: LeaseRecord, input: LeaseEffectInput): Promise<TicketOutcome> {
+    const key = this.queueKey(rec.name, rec.leaseId);
+    try {
+      const revision = await this.store.update(key, this.record(rec, input.ticket), input.ticketRevision!);
+      return { kind: 'queued', ticket: input.ticket!, revision };
+    } catch (err) {
+      if (!isKvConflictError(err)) return { kind: 'unknown', reason: describe(err) };
+      // Expired (this client was too slow): queue again, at the back.
+      const again = await this.enqueue(rec);
+      return again;
+    }
+  }
+
+  private async renewLease(rec: LeaseRecord, input: LeaseEffectInput): Promise<RenewOutcome> {
+    const key = this.holderKey(rec.name);
+    const atMs = this.o.clock.now();
+    try {
+      const revision = await this.store.update(key, this.record(rec, input.token), input.revision!);
+      return { kind: 'renewed', revision, atMs };
+    } catch (err) {
+      if (!isKvConflictError(err)) return { kind: 'unknown', atMs, reason: describe(err) };
+    }
+    // Conflict: either an earlier renewal with no answer was applied, or the lease is gone.
+    try {
+      const entry = await this.store.get(key);
+      const r = entry && decode(entry.value);
+      if (!entry || r?.leaseId !== rec.leaseId) {
+        return { kind: 'lost', reason: entry ? `the lock is held by '${r?.owner ?? '(unknown)'}'` : 'the lease expired' };
+      }
+      const revision = await this.store.update(key, this.record(rec, input.token), entry.revision);
+      return { kind: 'renewed', revision, atMs };
+    } catch (err) {
+      return { kind: 'unknown', atMs, reason: describe(err) };
+    }
+  }
+
+  private async releaseLease(rec: LeaseRecord, input: LeaseEffectInput): Promise<ReleaseOutcome> {
+    const key = this.holderKey(rec.name);
+    const atMs = this.o.clock.now();
+    const tried = rec.releaseTried;
+    rec.releaseTried = true;
+    try {
+      await this.store.delete(key, { expectedRevision: input.revision! });
+      return { kind: 'released' };
+    } catch (err) {
+      if (!isKvConflictError(err)) return { kind: 'unknown', atMs, reason: describe(err) };
+    }
+    try {
+      const entry = await this.store.get(key);
+      const r = entry && decode(entry.value);
+      if (!entry) return tried ? { kind: 'released' } : { kind: 'lost', reason: 'the lease had expired before the release' };
+      if (r?.leaseId !== rec.leaseId) return { kind: 'lost', reason: `the lock is held by '${r?.owner ?? '(unknown)'}'` };
+      await this.store.delete(key, { expectedRevision: entry.revision });
+      return { kind: 'released' };
+    } catch (err) {
+      return { kind: 'unknown', atMs, reason: describe(err) };
+    }
+  }
+
+  /** Best effort after giving up on a create of unknown outcome; the TTL is the backstop. */
+  private async abandon(name: string, leaseId: string): Promise<void> {
+    try {
+      const entry = await this.store.get(this.holderKey(name));
+      if (entry && decode(entry.value)?.leaseId === leaseId) await this.store.delete(this.holderKey(name), { expectedRevision: entry.revision });
+    } catch {
+      // the lease, if it is ours, expires on its own
+    }
+  }
+}
+
+function waitForEnd(actor: Actor<typeof leaseMachine>): Promise<SnapshotFrom<typeof leaseMachine>> {
+  return new Promise((resolve) => {
+    const check = (snap: SnapshotFrom<typeof leaseMachine>): boolean => {
+      if (snap.status !== 'active') {
+        resolve(snap);
+        return true;
+      }
+      return false;
+    };
+    if (check(actor.getSnapshot())) return;
+    const sub = actor.subscribe((snap) => {
+      if (check(snap)) sub.unsubscribe();
+    });
+  });
+}
+
+class LeaseImpl implements Lease {
+  readonly name: string;
+  readonly owner: string;
+  readonly leaseId: string;
+  readonly token: number;
+  readonly actor: Actor<typeof leaseMachine>;
+  private readonly controller = new AbortController();
+  private readonly listeners = new Set<(err: LockLostError) => void>();
+  private ctx: LeaseContext;
+  private current: LeaseStatus = 'held';
+  private lostError: LockLostError | undefined;
+
+  constructor(owner: string, private readonly rec: LeaseRecord, ctx: LeaseContext) {
+    this.name = rec.name;
+    this.owner = owner;
+    this.leaseId = rec.leaseId;
+    this.token = ctx.token!;
+    this.actor = rec.actor;
+    this.ctx = ctx;
+  }
+
+  get status(): LeaseStatus {
+    return this.current;
+  }
+  get expiresAtMs(): number {
+    return this.ctx.confirmedAtMs + this.ctx.ttlMs;
+  }
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  update(snap: SnapshotFrom<typeof leaseMachine>): void {
+    this.ctx = snap.context;
+    const next: LeaseStatus = snap.matches('held') ? 'held'
+      : snap.matches('renewing') ? 'renewing'
+        : snap.matches('releasing') ? 'releasing'
+          : snap.matches('released') ? 'released' : 'lost';
+    if (next === this.current) return;
+    this.current = next;
+    if (next === 'lost') {
+      this.lostError = new LockLostError(this.name, this.token, snap.context.reason);
+      this.controller.abort(this.lostError);
+      for (const l of Array.from(this.listeners)) {
+        try {
+          l(this.lostError);
+        } catch {
+          // a listener's failure is its own
+        }
+      }
+      this.listeners.clear();
+    }
+  }
+
+  onLost(listener: (err: LockLostError) => void): () => void {
+    if (this.lostError) {
+      const err = this.lostError;
+      queueMicrotask(() => listener(err));
+      return () => undefined;
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async release(): Promise<void> {
+    if (this.current === 'released') return;
+    if (this.current === 'lost') throw this.lostError!;
+    const end = waitForEnd(this.rec.actor);
+    this.rec.actor.send({ type: 'RELEASE' });
+    const snap = await end;
+    if (snap.matches('lost')) throw this.lostError ?? new LockLostError(this.name, this.token, snap.context.reason);
+  }
+}
+
+/**
+ * One client's view of one lock: the holder and the wait queue, kept by a watch and by `get`s of
+ * entries that fell silent. Tells the client's waiting leases when it is their turn.
+ */
+class LockView {
+  private holder: { revision: number; seenAtMs: number } | undefined;
+  private readonly queue = new Map<string, { ticket: number; revision: number; seenAtMs: number }>();
+  /** Highest revision seen per key, deletes included, so that late reads never undo newer news. */
+  private readonly seen = new Map<string, number>();
+  private readonly waiters = new Set<LeaseRecord>();
+  private watch: KvWatch | undefined;
+  private ready = false;
+  private stopped = false;
+  private pollTimer: TimerId | undefined;
+  private polling = false;
+
+  constructor(private readonly client: LockClientImpl, private readonly name: string, private readonly pollIntervalMs: number) {
+    void this.open();
+  }
+
+  /** The lock is held or has waiters, as far as this view knows: a newcomer should queue. */
+  contended(): boolean {
+    return this.holder !== undefined || this.queue.size > 0;
+  }
+
+  addWaiter(rec: LeaseRecord): void {
+    this.waiters.add(rec);
+    this.schedulePoll();
+  }
+
+  removeWaiter(rec: LeaseRecord): void {
+    this.waiters.delete(rec);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watch?.stop();
+    if (this.pollTimer !== undefined) this.client.clock.clearTimeout(this.pollTimer);
+  }
+
+  private async open(): Promise<void> {
+    const kv = this.client.kv;
+    const holderKey = this.client.holderKey(this.name);
+    const queuePrefix = this.client.queuePrefix(this.name);
+    for (;;) {
+      if (this.stopped) return;
+      try {
+        this.watch = await kv.watch(this.client.lockPattern(this.name), (e) => this.apply(e), {
+          onError: () => undefined, // the polls below cover what a failing watch misses
+        });
+        if (this.stopped) {
+          this.watch.stop();
+          return;
+        }
+        // The watch's first entries come asynchronously with no end marker: read the current state
+        // too, so that the view is complete before anyone is told it is their turn.
+        const [holder, keys] = await Promise.all([kv.get(holderKey), kv.keys(`${queuePrefix}>`)]);
+        if (holder) this.apply(holder);
+        const entries = await Promise.all(keys.map((k) => kv.get(k)));
+        for (const e of entries) if (e) this.apply(e);
+        this.ready = true;
+        this.evaluate();
+        return;
+      } catch {
+        this.watch?.stop();
+        this.watch = undefined;
+        await new Promise<void>((resolve) => this.client.clock.setTimeout(resolve, this.pollIntervalMs));
+      }
+    }
+  }
+
+  private apply(e: KvEntry): void {
+    const known = this.seen.get(e.key);
+    if (known !== undefined && known >= e.revision) return;
+    this.seen.set(e.key, e.revision);
+    // When the entry was written, as far as this client can tell: the store's timestamp when it is
+    // not ahead of our clock (a clock behind only makes us check earlier, with a harmless `get`).
+    const now = Math.min(this.client.clock.now(), e.createdMs ?? Infinity);
+    const holderKey = this.client.holderKey(this.name);
+    if (e.key === holderKey) {
+      this.holder = e.operation === 'put' ? { revision: e.revision, seenAtMs: now } : undefined;
+    } else if (e.key.startsWith(this.client.queuePrefix(this.name))) {
+      if (e.operation === 'put') this.queue.set(e.key, { ticket: decode(e.value)?.token ?? e.revision, revision: e.revision, seenAtMs: now });
+      else this.queue.delete(e.key);
+    }
+    this.evaluate();
+  }
+
+  /** An entry read as missing by a poll: gone, unless something newer shows up. */
+  private forget(key: string): void {
+    if (key === this.client.holderKey(this.name)) this.holder = undefined;
+    else this.queue.delete(key);
+  }
+
+  /** Tell the first waiter in line, if it is one of ours and the lock looks free, to take it. */
+  evaluate(): void {
+    if (!this.ready || this.stopped || this.holder !== undefined || this.waiters.size === 0) return;
+    let mine: LeaseRecord | undefined;
+    let myTicket = Infinity;
+    for (const rec of this.waiters) {
+      const t = rec.actor.getSnapshot().context.ticket;
+      if (t !== undefined && t < myTicket) {
+        mine = rec;
+        myTicket = t;
+      }
+    }
+    if (!mine) return;
+    for (const q of this.queue.values()) if (q.ticket < myTicket) return; // someone is ahead
+    if (mine.actor.getSnapshot().matches({ pending: { waiting: 'queued' } })) mine.actor.send({ type: 'TURN' });
+  }
+
+  private schedulePoll(): void {
+    if (this.pollTimer !== undefined || this.stopped) return;
+    this.pollTimer = this.client.clock.setTimeout(() => {
+      this.pollTimer = undefined;
+      void this.poll().finally(() => {
+        if (this.waiters.size > 0) this.schedulePoll();
+      });
+    }, this.pollIntervalMs);
+  }
+
+  /** `get` the holder and the waiters ahead of ours that have been silent for a TTL. */
+  private async poll(): Promise<void> {
+    if (this.polling || this.stopped || !this.ready) return;
+    this.polling = true;
+    try {
+      const now = this.client.clock.now();
+      let ttlMs = Infinity;
+      let myFirst = Infinity;
+      for (const rec of this.waiters) {
+        ttlMs = Math.min(ttlMs, rec.ttlMs);
+        const t = rec.actor.getSnapshot().context.ticket;
+        if (t !== undefined) myFirst = Math.min(myFirst, t);
+      }
+      if (!Number.isFinite(ttlMs)) return;
+      const suspects: string[] = [];
+      if (this.holder && now - this.holder.seenAtMs >= ttlMs) suspects.push(this.client.holderKey(this.name));
+      for (const [key, q] of this.queue) if (q.ticket < myFirst && now - q.seenAtMs >= ttlMs) suspects.push(key);
+      await Promise.all(suspects.map(async (key) => {
+        try {
+          const e = await this.client.kv.get(key);
+          if (e === undefined) this.forget(key);
+          else this.apply(e);
+        } catch {
+          // unreachable: try again next poll
+        }
+      }));
+      this.evaluate();
+    } finally {
+      this.polling = false;
+    }
+  }
+}
