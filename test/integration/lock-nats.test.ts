@@ -1,0 +1,48 @@
+/**
+ * The distributed lock over a real NATS JetStream KV bucket (one nats-server for the file): every
+ * scenario of test/helpers/lock-scenarios.ts on real time. The five-client run does 5 × 100
+ * critical sections here (5 × 1000 on the memory store, test/unit/lock.test.ts). The bucket's max
+ * age is the lease TTL (nats-server 2.9/2.10 have no per-key TTL).
+ */
+import { afterAll, describe } from 'vitest';
+import { realClock } from '../../framework/clock.ts';
+import { silentLogger } from '../../framework/log.ts';
+import { createNatsKvStore } from '../../framework/store/nats-kv.ts';
+import type { KvStore } from '../../framework/store/store.ts';
+import { createSystem } from '../../framework/system.ts';
+import { lockScenarios } from '../helpers/lock-scenarios.ts';
+import { natsServerScope, requireNatsServer } from '../helpers/nats-server.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const TTL_MS = 1_500;
+
+describe.skipIf(!requireNatsServer())('lock over NATS KV', () => {
+  const servers = natsServerScope();
+  let store: Promise<KvStore> | undefined;
+  afterAll(async () => {
+    if (store) await (await store).close();
+    await servers.stopAll();
+  });
+
+  lockScenarios({
+    name: 'NATS JetStream KV (real nats-server)',
+    ttlMs: TTL_MS,
+    sectionsPerClient: 100,
+    marginMs: 700,
+    testTimeoutMs: 60_000,
+    async setup() {
+      store ??= servers.start({ jetstream: true }).then((srv) =>
+        createNatsKvStore({ servers: srv.url, bucket: 'locks', ttlMs: TTL_MS, storage: 'memory', timeoutMs: 1_000, watchProbeIntervalMs: 60_000 }));
+      const kv = await store;
+      const clock = realClock();
+      const system = createSystem({ cluster: 'test', node: 'n1', clock, logger: silentLogger() });
+      return {
+        store: kv,
+        clock,
+        system,
+        until: (cond, what, maxMs) => waitFor(cond, { timeoutMs: maxMs, intervalMs: 2, message: what }),
+        close: () => system.shutdown(),
+      };
+    },
+  });
+});
