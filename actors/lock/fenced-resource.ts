@@ -72,6 +72,9 @@ export const fencedResourceMachine = setup({
  */
 export const FencedResource = defineActor({ type: 'fenced-resource', machine: fencedResourceMachine, messages });
 
+/** The resource's message set: register it on systems that write to a remote resource (`createSystem({ messages })`). */
+export { messages as fencedMessages };
+
 /** What {@link fencedWrite} and {@link readFenced} need: an actor system (anything that can ask). */
 export type Asker = Pick<ActorSystem, 'ask'>;
 
