@@ -30,6 +30,7 @@ import {
   type CreateOutcome,
   type LeaseContext,
   type LeaseEffectInput,
+  type LeaseEvent,
   type ReconcileOutcome,
   type ReleaseOutcome,
   type RenewOutcome,
@@ -190,6 +191,8 @@ interface StoredRecord {
   leaseId: string;
   /** The fencing token (holder) or queue position (queue entry), once known to the writer. */
   token?: number;
+  /** A released lock (see {@link LockClientImpl.releaseLease}): free, written by lease `leaseId`. */
+  free?: true;
 }
 
 const encoder = new TextEncoder();
@@ -211,8 +214,8 @@ interface LeaseRecord {
   readonly leaseId: string;
   readonly ttlMs: number;
   readonly actor: Actor<typeof leaseMachine>;
-  /** A release was sent that may have been applied (so a missing key later means "released"). */
-  releaseTried: boolean;
+  /** When the first release attempt was sent (a later attempt may find it applied). */
+  releaseFirstAtMs: number | undefined;
 }
 
 /**
@@ -232,6 +235,8 @@ class LockClientImpl implements LockClient {
   readonly owner: string;
   private readonly leases = new Map<string, LeaseRecord>();
   private readonly views = new Map<string, LockView>();
+  /** Locks last seen free (a release marker) and at which revision: the next claim is one `update`. */
+  private readonly freeAt = new Map<string, number>();
   private readonly machine;
   private closed = false;
 
@@ -243,16 +248,30 @@ class LockClientImpl implements LockClient {
         if (!rec) return Promise.reject(new Error(`unknown lease ${input.leaseId}`));
         return fn(rec, input);
       });
+    /** Runs an effect started by an action and sends its outcome back, unless the lease has ended. */
+    const reply = <T>(context: LeaseContext, fn: (rec: LeaseRecord) => Promise<T>, toEvent: (outcome: T) => LeaseEvent): void => {
+      const rec = this.leases.get(context.leaseId);
+      if (!rec) return;
+      void fn(rec).then((outcome) => {
+        if (rec.actor.getSnapshot().status === 'active') rec.actor.send(toEvent(outcome));
+      });
+    };
     this.machine = leaseMachine.provide({
       actors: {
-        createLease: effect((rec) => this.createLease(rec)),
         reconcileLease: effect((rec) => this.reconcileLease(rec)),
         enqueue: effect((rec) => this.enqueue(rec)),
         renewTicket: effect((rec, input) => this.renewTicket(rec, input)),
         renewLease: effect((rec, input) => this.renewLease(rec, input)),
-        releaseLease: effect((rec, input) => this.releaseLease(rec, input)),
       },
       actions: {
+        createLease: ({ context }) => {
+          const attempt = context.attempt;
+          reply(context, (rec) => this.createLease(rec), (outcome) => ({ type: 'CREATE_RESULT', attempt, outcome }));
+        },
+        releaseLease: ({ context }) => {
+          const attempt = context.attempt;
+          reply(context, (rec) => this.releaseLease(rec, context), (outcome) => ({ type: 'RELEASE_RESULT', attempt, outcome }));
+        },
         dropTicket: ({ context }) => {
           if (context.ticket !== undefined) void this.store.delete(this.queueKey(context.name, context.leaseId)).catch(() => undefined);
         },
@@ -283,6 +302,13 @@ class LockClientImpl implements LockClient {
   get kv(): KvStore {
     return this.store;
   }
+  /** The view saw the lock's holder key: remember whether it is a release marker, and at which revision. */
+  noteHolder(name: string, entry: KvEntry | undefined): boolean {
+    const free = entry === undefined || decode(entry.value)?.free === true;
+    if (entry && free) this.freeAt.set(name, entry.revision);
+    else this.freeAt.delete(name);
+    return free;
+  }
 
   // --- public API ---------------------------------------------------------------------------
 
@@ -310,7 +336,7 @@ class LockClientImpl implements LockClient {
       clock: this.o.clock,
       input: { name, owner: this.owner, leaseId, ttlMs, renewIntervalMs, retryDelayMs: Math.min(this.o.retryDelayMs, renewIntervalMs), waitMs },
     });
-    const rec: LeaseRecord = { name, leaseId, ttlMs, actor, releaseTried: false };
+    const rec: LeaseRecord = { name, leaseId, ttlMs, actor, releaseFirstAtMs: undefined };
     this.leases.set(leaseId, rec);
     const view = this.views.get(name);
     const contended = view !== undefined && view.contended();
@@ -365,7 +391,7 @@ class LockClientImpl implements LockClient {
     }
     const key = this.holderKey(name);
     const entry = await this.store.get(key);
-    if (entry === undefined) return;
+    if (entry === undefined || decode(entry.value)?.free) return;
     const r = decode(entry.value);
     const holding = r?.token ?? entry.revision;
     if (r?.owner !== this.owner || holding !== token) throw new NotLockOwnerError(name, this.owner, token, r?.owner ?? '(unknown)');
@@ -408,11 +434,35 @@ class LockClientImpl implements LockClient {
     return encode(token === undefined ? { owner: this.owner, leaseId: rec.leaseId } : { owner: this.owner, leaseId: rec.leaseId, token });
   }
 
+  /**
+   * Take the lock: a revision-checked `update` of a release marker when one is known (one round
+   * trip, where NATS KV's `create` of a deleted key takes three), else `create`; a `create` that
+   * finds a release marker updates it.
+   */
   private async createLease(rec: LeaseRecord): Promise<CreateOutcome> {
+    const key = this.holderKey(rec.name);
     const atMs = this.o.clock.now();
+    const claim = async (revision: number): Promise<CreateOutcome> => {
+      this.freeAt.delete(rec.name);
+      return { kind: 'created', revision: await this.store.update(key, this.record(rec), revision), atMs };
+    };
     try {
-      const revision = await this.store.create(this.holderKey(rec.name), this.record(rec), { ttlMs: rec.ttlMs });
-      return { kind: 'created', revision, atMs };
+      const free = this.freeAt.get(rec.name);
+      if (free !== undefined) {
+        try {
+          return await claim(free);
+        } catch (err) {
+          if (!isKvConflictError(err)) throw err;
+        }
+      }
+      try {
+        return { kind: 'created', revision: await this.store.create(key, this.record(rec), { ttlMs: rec.ttlMs }), atMs };
+      } catch (err) {
+        if (!isKvConflictError(err)) throw err;
+      }
+      const entry = await this.store.get(key);
+      if (entry === undefined || !decode(entry.value)?.free) return { kind: 'taken' };
+      return await claim(entry.revision);
     } catch (err) {
       if (isKvConflictError(err)) return { kind: 'taken' };
       return { kind: 'unknown', atMs, reason: describe(err) };
@@ -422,8 +472,8 @@ class LockClientImpl implements LockClient {
   private async reconcileLease(rec: LeaseRecord): Promise<ReconcileOutcome> {
     try {
       const entry = await this.store.get(this.holderKey(rec.name));
-      if (entry === undefined) return { kind: 'free' };
-      const r = decode(entry.value);
+      const r = entry && decode(entry.value);
+      if (entry === undefined || r?.free) return { kind: 'free' };
       if (r?.leaseId === rec.leaseId) return { kind: 'mine', token: r.token ?? entry.revision, revision: entry.revision };
       return { kind: 'taken' };
     } catch (err) {
@@ -478,8 +528,8 @@ class LockClientImpl implements LockClient {
     try {
       const entry = await this.store.get(key);
       const r = entry && decode(entry.value);
-      if (!entry || r?.leaseId !== rec.leaseId) {
-        return { kind: 'lost', reason: entry ? `the lock is held by '${r?.owner ?? '(unknown)'}'` : 'the lease expired' };
+      if (!entry || r?.leaseId !== rec.leaseId || r.free) {
+        return { kind: 'lost', reason: entry && !r?.free ? `the lock is held by '${r?.owner ?? '(unknown)'}'` : 'the lease expired' };
       }
       const revision = await this.store.update(key, this.record(rec, input.token), entry.revision);
       return { kind: 'renewed', revision, atMs };
@@ -488,13 +538,22 @@ class LockClientImpl implements LockClient {
     }
   }
 
-  private async releaseLease(rec: LeaseRecord, input: LeaseEffectInput): Promise<ReleaseOutcome> {
+  /**
+   * Give the lock up by replacing the lease with a release marker (revision-checked), not by
+   * deleting it: the next holder then takes it with one `update` of the marker's revision. The
+   * marker expires after the TTL like any lease; readers treat it as a free lock.
+   */
+  private async releaseLease(rec: LeaseRecord, input: Pick<LeaseContext, 'revision' | 'confirmedAtMs' | 'ttlMs'>): Promise<ReleaseOutcome> {
     const key = this.holderKey(rec.name);
     const atMs = this.o.clock.now();
-    const tried = rec.releaseTried;
-    rec.releaseTried = true;
+    const tried = rec.releaseFirstAtMs !== undefined;
+    rec.releaseFirstAtMs ??= atMs;
+    // A key found missing after an attempt with no answer: released by us (then expired), or
+    // expired before we got to it? Only the former if that attempt began while the lease was valid.
+    const sentWhileValid = rec.releaseFirstAtMs < input.confirmedAtMs + input.ttlMs;
+    const marker = encode({ owner: this.owner, leaseId: rec.leaseId, free: true });
     try {
-      await this.store.delete(key, { expectedRevision: input.revision! });
+      this.freeAt.set(rec.name, await this.store.update(key, marker, input.revision!));
       return { kind: 'released' };
     } catch (err) {
       if (!isKvConflictError(err)) return { kind: 'unknown', atMs, reason: describe(err) };
@@ -502,9 +561,10 @@ class LockClientImpl implements LockClient {
     try {
       const entry = await this.store.get(key);
       const r = entry && decode(entry.value);
-      if (!entry) return tried ? { kind: 'released' } : { kind: 'lost', reason: 'the lease had expired before the release' };
-      if (r?.leaseId !== rec.leaseId) return { kind: 'lost', reason: `the lock is held by '${r?.owner ?? '(unknown)'}'` };
-      await this.store.delete(key, { expectedRevision: entry.revision });
+      if (!entry) return tried && sentWhileValid ? { kind: 'released' } : { kind: 'lost', reason: 'the lease had expired before the release' };
+      if (r?.leaseId !== rec.leaseId) return { kind: 'lost', reason: r?.free ? 'the lease had expired before the release' : `the lock is held by '${r?.owner ?? '(unknown)'}'` };
+      if (r.free) return { kind: 'released' }; // an earlier attempt with no answer did it
+      this.freeAt.set(rec.name, await this.store.update(key, marker, entry.revision));
       return { kind: 'released' };
     } catch (err) {
       return { kind: 'unknown', atMs, reason: describe(err) };
@@ -544,7 +604,7 @@ class LeaseImpl implements Lease {
   readonly leaseId: string;
   readonly token: number;
   readonly actor: Actor<typeof leaseMachine>;
-  private readonly controller = new AbortController();
+  private controller: AbortController | undefined;
   private readonly listeners = new Set<(err: LockLostError) => void>();
   private ctx: LeaseContext;
   private current: LeaseStatus = 'held';
@@ -566,6 +626,8 @@ class LeaseImpl implements Lease {
     return this.ctx.confirmedAtMs + this.ctx.ttlMs;
   }
   get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.lostError && !this.controller.signal.aborted) this.controller.abort(this.lostError);
     return this.controller.signal;
   }
 
@@ -579,7 +641,7 @@ class LeaseImpl implements Lease {
     this.current = next;
     if (next === 'lost') {
       this.lostError = new LockLostError(this.name, this.token, snap.context.reason);
-      this.controller.abort(this.lostError);
+      this.controller?.abort(this.lostError);
       for (const l of Array.from(this.listeners)) {
         try {
           l(this.lostError);
@@ -691,7 +753,8 @@ class LockView {
     const now = Math.min(this.client.clock.now(), e.createdMs ?? Infinity);
     const holderKey = this.client.holderKey(this.name);
     if (e.key === holderKey) {
-      this.holder = e.operation === 'put' ? { revision: e.revision, seenAtMs: now } : undefined;
+      const free = this.client.noteHolder(this.name, e.operation === 'put' ? e : undefined);
+      this.holder = free ? undefined : { revision: e.revision, seenAtMs: now };
     } else if (e.key.startsWith(this.client.queuePrefix(this.name))) {
       if (e.operation === 'put') this.queue.set(e.key, { ticket: decode(e.value)?.token ?? e.revision, revision: e.revision, seenAtMs: now });
       else this.queue.delete(e.key);
@@ -701,7 +764,10 @@ class LockView {
 
   /** An entry read as missing by a poll: gone, unless something newer shows up. */
   private forget(key: string): void {
-    if (key === this.client.holderKey(this.name)) this.holder = undefined;
+    if (key === this.client.holderKey(this.name)) {
+      this.holder = undefined;
+      this.client.noteHolder(this.name, undefined);
+    }
     else this.queue.delete(key);
   }
 

@@ -10,7 +10,7 @@
  *                     │    ▼                     └──taken── claiming ◀┘                      │  │
  *                     │ reconciling (is the lease ours after all? by lease id)               │  │
  *                     └─ waitMs / ABORT ─▶ failed                       RELEASE ─▶ releasing ─▶ released
- *                                                    renewal refused or unconfirmed past expiry ─▶ lost
+ *                                    renewal or release refused, or unconfirmed past expiry ─▶ lost
  *
  * The lease is valid until `confirmedAtMs + ttlMs`, where `confirmedAtMs` is when the last write
  * that succeeded (create or renew) was STARTED: the store's expiry clock started no earlier.
@@ -99,6 +99,8 @@ export interface LeaseContext extends LeaseMachineInput {
   reason: string;
   /** How `failed` came about. */
   failure: 'timeout' | 'aborted' | undefined;
+  /** Numbers the `createLease` / `releaseLease` actions, so that a late outcome of an abandoned one is ignored. */
+  attempt: number;
 }
 
 /** Events the host sends. */
@@ -108,7 +110,11 @@ export type LeaseEvent =
   /** This lease is first in the queue and the lock looks free: try to take it. */
   | { type: 'TURN' }
   | { type: 'RELEASE' }
-  | { type: 'ABORT'; reason: string };
+  | { type: 'ABORT'; reason: string }
+  /** Outcome of the `createLease` action started as attempt `attempt`. */
+  | { type: 'CREATE_RESULT'; attempt: number; outcome: CreateOutcome }
+  /** Outcome of the `releaseLease` action started as attempt `attempt`. */
+  | { type: 'RELEASE_RESULT'; attempt: number; outcome: ReleaseOutcome };
 
 /** The longest delay a Node timer can take. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -132,14 +138,28 @@ export const leaseMachine = setup({
     input: {} as LeaseMachineInput,
   },
   actors: {
-    createLease: unprovided<CreateOutcome>('createLease'),
     reconcileLease: unprovided<ReconcileOutcome>('reconcileLease'),
     enqueue: unprovided<TicketOutcome>('enqueue'),
     renewTicket: unprovided<TicketOutcome>('renewTicket'),
     renewLease: unprovided<RenewOutcome>('renewLease'),
-    releaseLease: unprovided<ReleaseOutcome>('releaseLease'),
   },
   actions: {
+    /**
+     * Write the lease key (`create`) and send back `CREATE_RESULT` with `context.attempt`. An action
+     * rather than an invoked actor: it is on every acquire's path, and an invocation costs more.
+     */
+    createLease: () => undefined,
+    /** Delete the lease key and send back `RELEASE_RESULT` with `context.attempt`. */
+    releaseLease: () => undefined,
+    nextAttempt: assign({ attempt: ({ context }) => context.attempt + 1 }),
+    granted: assign(({ event }) => {
+      const o = (event as Extract<LeaseEvent, { type: 'CREATE_RESULT' }>).outcome as Extract<CreateOutcome, { kind: 'created' }>;
+      return { token: o.revision, revision: o.revision, confirmedAtMs: o.atMs };
+    }),
+    unknownCreate: assign(({ event }) => {
+      const o = (event as Extract<LeaseEvent, { type: 'CREATE_RESULT' }>).outcome as Extract<CreateOutcome, { kind: 'unknown' }>;
+      return { attemptAtMs: o.atMs, reason: o.reason };
+    }),
     /** Leave the wait queue (fire and forget; the entry's TTL is the backstop). */
     dropTicket: () => undefined,
     /** Gave up after a create of unknown outcome: delete the lease if it turns out to be ours. */
@@ -152,6 +172,7 @@ export const leaseMachine = setup({
     waitLimit: ({ context }) => Math.min(context.waitMs, MAX_TIMER_MS),
   },
   guards: {
+    current: ({ context, event }) => (event.type === 'CREATE_RESULT' || event.type === 'RELEASE_RESULT') && event.attempt === context.attempt,
     contended: ({ event }) => event.type === 'ACQUIRE' && event.contended,
     finiteWait: ({ context }) => Number.isFinite(context.waitMs),
   },
@@ -167,6 +188,7 @@ export const leaseMachine = setup({
     ticketRevision: undefined,
     reason: '',
     failure: undefined,
+    attempt: 0,
   }),
   initial: 'idle',
   states: {
@@ -189,26 +211,16 @@ export const leaseMachine = setup({
       exit: ['dropTicket'],
       states: {
         acquiring: {
-          invoke: {
-            src: 'createLease',
-            input: effectInput,
-            onDone: [
+          entry: ['nextAttempt', 'createLease'],
+          on: {
+            CREATE_RESULT: [
               {
-                guard: ({ event }) => event.output.kind === 'created',
+                guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'created',
                 target: '#lockLease.held',
-                actions: assign(({ event }) => {
-                  const o = event.output as Extract<CreateOutcome, { kind: 'created' }>;
-                  return { token: o.revision, revision: o.revision, confirmedAtMs: o.atMs };
-                }),
+                actions: 'granted',
               },
-              { guard: ({ event }) => event.output.kind === 'taken', target: 'waiting' },
-              {
-                target: 'reconciling',
-                actions: assign(({ event }) => {
-                  const o = event.output as Extract<CreateOutcome, { kind: 'unknown' }>;
-                  return { attemptAtMs: o.atMs, reason: o.reason };
-                }),
-              },
+              { guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'taken', target: 'waiting' },
+              { guard: 'current', target: 'reconciling', actions: 'unknownCreate' },
             ],
           },
         },
@@ -281,26 +293,16 @@ export const leaseMachine = setup({
               },
             },
             claiming: {
-              invoke: {
-                src: 'createLease',
-                input: effectInput,
-                onDone: [
+              entry: ['nextAttempt', 'createLease'],
+              on: {
+                CREATE_RESULT: [
                   {
-                    guard: ({ event }) => event.output.kind === 'created',
+                    guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'created',
                     target: '#lockLease.held',
-                    actions: assign(({ event }) => {
-                      const o = event.output as Extract<CreateOutcome, { kind: 'created' }>;
-                      return { token: o.revision, revision: o.revision, confirmedAtMs: o.atMs };
-                    }),
+                    actions: 'granted',
                   },
-                  { guard: ({ event }) => event.output.kind === 'taken', target: 'queued' },
-                  {
-                    target: '#lockLease.pending.reconciling',
-                    actions: assign(({ event }) => {
-                      const o = event.output as Extract<CreateOutcome, { kind: 'unknown' }>;
-                      return { attemptAtMs: o.atMs, reason: o.reason };
-                    }),
-                  },
+                  { guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'taken', target: 'queued' },
+                  { guard: 'current', target: '#lockLease.pending.reconciling', actions: 'unknownCreate' },
                 ],
               },
             },
@@ -351,23 +353,24 @@ export const leaseMachine = setup({
       initial: 'deleting',
       states: {
         deleting: {
-          invoke: {
-            src: 'releaseLease',
-            input: effectInput,
-            onDone: [
-              { guard: ({ event }) => event.output.kind === 'released', target: '#lockLease.released' },
+          entry: ['nextAttempt', 'releaseLease'],
+          on: {
+            RELEASE_RESULT: [
+              { guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'released', target: '#lockLease.released' },
               {
-                guard: ({ event }) => event.output.kind === 'lost',
+                guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'lost',
                 target: '#lockLease.lost',
-                actions: assign({ reason: ({ event }) => (event.output as Extract<ReleaseOutcome, { kind: 'lost' }>).reason }),
+                actions: assign({ reason: ({ event }) => (event.outcome as Extract<ReleaseOutcome, { kind: 'lost' }>).reason }),
               },
               {
-                // no answer, but the lease has expired by now: nobody holds it as us any more
-                guard: ({ context, event }) => (event.output as Extract<ReleaseOutcome, { kind: 'unknown' }>).atMs >= context.confirmedAtMs + context.ttlMs,
-                target: '#lockLease.released',
-                actions: assign({ reason: 'release unconfirmed; the lease expired' }),
+                // no answer, and the lease may have lapsed meanwhile: whether it was held until the
+                // release cannot be known, so the caller is told it was lost (the lock is free either way)
+                guard: ({ context, event }) => event.attempt === context.attempt
+                  && (event.outcome as Extract<ReleaseOutcome, { kind: 'unknown' }>).atMs >= context.confirmedAtMs + context.ttlMs,
+                target: '#lockLease.lost',
+                actions: assign({ reason: ({ event }) => `release unconfirmed before the lease expired: ${(event.outcome as Extract<ReleaseOutcome, { kind: 'unknown' }>).reason}` }),
               },
-              { target: 'backoff' },
+              { guard: 'current', target: 'backoff' },
             ],
           },
         },

@@ -176,6 +176,7 @@ export function lockScenarios(backend: LockBackend): void {
       expect(entry && dec(entry.value).leaseId).toBe(leaseA.leaseId);
       expect(leaseA.token).toBe(entry!.revision);
       expect(link.calls.get('create:.holder')).toBe(1); // reconciled by reading, not by creating again
+      expect(link.calls.get('update:.holder')).toBeUndefined();
       const gotB = track(b.acquire(name, { waitMs: Infinity }));
       await leaseA.release();
       await env.until(() => gotB.settled, 'B granted after A released', ttlMs);
@@ -215,14 +216,14 @@ export function lockScenarios(backend: LockBackend): void {
 
     it('double release is idempotent', async () => {
       const { lock: a } = client('a');
-      const { lock: b } = client('b');
+      const { lock: b, link: bLink } = client('b');
       const lease = await a.acquire(name);
       await lease.release();
       await lease.release();
       await a.release(name, lease.token);
       expect(lease.status).toBe('released');
-      expect(await env.store.get(`locks.${name}.holder`)).toBeUndefined();
       const next = await b.acquire(name);
+      expect(bLink.calls.get('create:.q')).toBeUndefined(); // the lock was free: b never had to queue
       expect(next.token).toBeGreaterThan(lease.token);
       await lease.release(); // still a no-op while someone else holds the lock
       expect(next.status).toBe('held');
@@ -242,7 +243,8 @@ export function lockScenarios(backend: LockBackend): void {
         const check = (): boolean => queued === i + 1;
         await env.until(() => { void env.store.keys(`locks.${name}.q.>`).then((k) => { queued = k.length; }); return check(); }, `${owner} queued`, ttlMs);
       }
-      const creates = (o: string): number => links.get(o)!.calls.get('create:.holder') ?? 0;
+      // writes that try to take the lock: a create of the holder key, or an update of its release marker
+      const creates = (o: string): number => (links.get(o)!.calls.get('create:.holder') ?? 0) + (links.get(o)!.calls.get('update:.holder') ?? 0);
       const before = { b: creates('b'), c: creates('c'), d: creates('d') };
       await leaseA.release();
       await env.until(() => order.length === 1, 'b granted', ttlMs);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, fromPromise } from 'xstate';
 import { createLock } from '../../actors/lock/lock.ts';
-import { leaseMachine, type CreateOutcome, type LeaseEffectInput, type RenewOutcome } from '../../actors/lock/machine.ts';
+import { leaseMachine, type LeaseEffectInput, type RenewOutcome } from '../../actors/lock/machine.ts';
 import { createRng, simulatedClock } from '../../framework/clock.ts';
 import { InvalidNameError } from '../../framework/errors.ts';
 import { silentLogger } from '../../framework/log.ts';
@@ -74,8 +74,13 @@ describe('the lease chart', () => {
     const clock = simulatedClock(0);
     let renewals = 0;
     const machine = leaseMachine.provide({
+      actions: {
+        createLease: ({ context, self }) => {
+          const attempt = context.attempt;
+          queueMicrotask(() => self.send({ type: 'CREATE_RESULT', attempt, outcome: { kind: 'created', revision: 7, atMs: clock.now() } }));
+        },
+      },
       actors: {
-        createLease: fromPromise<CreateOutcome, LeaseEffectInput>(async () => ({ kind: 'created', revision: 7, atMs: clock.now() })),
         renewLease: fromPromise<RenewOutcome, LeaseEffectInput>(async () => {
           renewals++;
           return { kind: 'unknown', atMs: clock.now(), reason: 'timeout' };
