@@ -28,6 +28,8 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'raft-throughput': async () => (await import('./raft.ts')).throughputBench,
   'raft-latency': async () => (await import('./raft.ts')).latencyBench,
   'raft-failover': async () => (await import('./raft-failover.ts')).bench,
+  'lock-uncontended': async () => (await import('./lock.ts')).uncontended,
+  'lock-contended': async () => (await import('./lock.ts')).contended,
 };
 
 const DEFAULT_ROUNDS = 5;
