@@ -45,6 +45,8 @@ export const DEFAULT_LOCK_TTL_MS = 10_000;
 export const DEFAULT_LOCK_WAIT_MS = 30_000;
 /** Default pause before retrying a store call that got no answer. */
 export const DEFAULT_LOCK_RETRY_DELAY_MS = 100;
+/** A client stops watching a lock nobody of its callers has waited for this long. */
+export const LOCK_VIEW_IDLE_MS = 60_000;
 
 /** Options of {@link createLock}. */
 export interface LockOptions {
@@ -419,6 +421,12 @@ class LockClientImpl implements LockClient {
     this.views.clear();
   }
 
+  /** A view idle for {@link LOCK_VIEW_IDLE_MS}: stop it. */
+  dropView(name: string, view: LockView): void {
+    view.stop();
+    if (this.views.get(name) === view) this.views.delete(name);
+  }
+
   // --- effects ------------------------------------------------------------------------------
 
   private viewFor(name: string, pollIntervalMs: number): LockView {
@@ -687,6 +695,7 @@ class LockView {
   private ready = false;
   private stopped = false;
   private pollTimer: TimerId | undefined;
+  private idleTimer: TimerId | undefined;
   private polling = false;
 
   constructor(private readonly client: LockClientImpl, private readonly name: string, private readonly pollIntervalMs: number) {
@@ -700,17 +709,27 @@ class LockView {
 
   addWaiter(rec: LeaseRecord): void {
     this.waiters.add(rec);
+    if (this.idleTimer !== undefined) this.client.clock.clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     this.schedulePoll();
   }
 
   removeWaiter(rec: LeaseRecord): void {
     this.waiters.delete(rec);
+    if (this.waiters.size > 0 || this.idleTimer !== undefined || this.stopped) return;
+    // Keep watching for a while (a client that waited once is likely to again, and the view keeps
+    // it from overtaking other waiters), then let the lock go quiet.
+    this.idleTimer = this.client.clock.setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.waiters.size === 0) this.client.dropView(this.name, this);
+    }, LOCK_VIEW_IDLE_MS);
   }
 
   stop(): void {
     this.stopped = true;
     this.watch?.stop();
     if (this.pollTimer !== undefined) this.client.clock.clearTimeout(this.pollTimer);
+    if (this.idleTimer !== undefined) this.client.clock.clearTimeout(this.idleTimer);
   }
 
   private async open(): Promise<void> {

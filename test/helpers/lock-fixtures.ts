@@ -100,10 +100,19 @@ export function faultyStore(store: KvStore): FaultyStore {
       return store.delete(key, opts);
     },
     async watch(pattern, onEntry, opts) {
+      count('watch', '');
       if (w.mode === 'down') down();
-      return store.watch(pattern, (e) => {
+      const inner = await store.watch(pattern, (e) => {
         if (w.mode !== 'down') onEntry(e); // a cut link delivers nothing
       }, opts);
+      let stopped = false;
+      return {
+        stop: () => {
+          if (!stopped) count('unwatch', '');
+          stopped = true;
+          inner.stop();
+        },
+      };
     },
     async keys(pattern) {
       if (w.mode === 'down') down();

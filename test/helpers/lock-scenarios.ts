@@ -3,10 +3,10 @@
  * backend: a backend is one `LockBackend` object, and adding one (the Raft KV) is one line in a
  * test file: `lockScenarios(raftBackend())`.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLock, type Lease, type LockClient, type LockOptions } from '../../actors/lock/lock.ts';
 import { FencedResource, fencedWrite, readFenced } from '../../actors/lock/fenced-resource.ts';
-import { createRng, type Clock } from '../../framework/clock.ts';
+import { createRng, realClock, type Clock } from '../../framework/clock.ts';
 import {
   AbortedError,
   FencingTokenRejectedError,
@@ -16,8 +16,10 @@ import {
 } from '../../framework/errors.ts';
 import type { ActorRef } from '../../framework/ref.ts';
 import type { KvStore } from '../../framework/store/store.ts';
-import type { ActorSystem } from '../../framework/system.ts';
+import { silentLogger } from '../../framework/log.ts';
+import { createSystem, type ActorSystem } from '../../framework/system.ts';
 import { faultyStore, freezableClock, type FaultyStore } from './lock-fixtures.ts';
+import { waitFor } from './wait-for.ts';
 
 /** One store implementation under test. */
 export interface LockBackend {
@@ -32,6 +34,8 @@ export interface LockBackend {
   readonly testTimeoutMs: number;
   /** A fresh environment for one test. */
   setup(): Promise<LockEnv>;
+  /** After the last test (close a store shared by the tests). */
+  teardown?(): Promise<void>;
 }
 
 /** What one test runs on. */
@@ -44,6 +48,42 @@ export interface LockEnv {
   /** Let time pass (simulated or real) until `cond` holds; fails after `maxMs` of it. */
   until(cond: () => boolean, what: string, maxMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * A backend on the real clock around one store shared by every test of the file (opened on first
+ * use, closed after the last): what a store on a real server needs. Adding a backend is one line:
+ * @example
+ * lockScenarios(realTimeBackend('troupe Raft KV', () => openRaftKvStore(cluster), { ttlMs: 1_500 }));
+ */
+export function realTimeBackend(
+  name: string,
+  openStore: () => Promise<KvStore>,
+  options: { ttlMs: number; sectionsPerClient?: number; marginMs?: number; testTimeoutMs?: number },
+): LockBackend {
+  let store: Promise<KvStore> | undefined;
+  return {
+    name,
+    ttlMs: options.ttlMs,
+    sectionsPerClient: options.sectionsPerClient ?? 100,
+    marginMs: options.marginMs ?? 700,
+    testTimeoutMs: options.testTimeoutMs ?? 60_000,
+    async setup() {
+      const kv = await (store ??= openStore());
+      const clock = realClock();
+      const system = createSystem({ cluster: 'test', node: 'n1', clock, logger: silentLogger() });
+      return {
+        store: kv,
+        clock,
+        system,
+        until: (cond, what, maxMs) => waitFor(cond, { timeoutMs: maxMs, intervalMs: 2, message: what }),
+        close: () => system.shutdown(),
+      };
+    },
+    async teardown() {
+      if (store) await (await store).close();
+    },
+  };
 }
 
 const dec = (b: Uint8Array): { owner: string; leaseId: string } => JSON.parse(new TextDecoder().decode(b)) as { owner: string; leaseId: string };
@@ -64,6 +104,9 @@ export function lockScenarios(backend: LockBackend): void {
     afterEach(async () => {
       await Promise.allSettled(clients.splice(0).map((c) => c.close()));
       await env.close();
+    });
+    afterAll(async () => {
+      await backend.teardown?.();
     });
 
     function client(owner: string, extra: Partial<LockOptions> = {}): { lock: LockClient; link: FaultyStore } {

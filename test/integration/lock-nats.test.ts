@@ -7,14 +7,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { main as lockExample } from '../../examples/lock.ts';
-import { realClock } from '../../framework/clock.ts';
-import { silentLogger } from '../../framework/log.ts';
 import { createNatsKvStore } from '../../framework/store/nats-kv.ts';
-import type { KvStore } from '../../framework/store/store.ts';
-import { createSystem } from '../../framework/system.ts';
-import { lockScenarios } from '../helpers/lock-scenarios.ts';
+import { lockScenarios, realTimeBackend } from '../helpers/lock-scenarios.ts';
 import { natsServerScope, requireNatsServer } from '../helpers/nats-server.ts';
-import { waitFor } from '../helpers/wait-for.ts';
 
 const TTL_MS = 1_500;
 
@@ -22,11 +17,7 @@ describe.skipIf(!requireNatsServer())('lock over NATS KV', () => {
   const servers = natsServerScope();
   let server: ReturnType<typeof servers.start> | undefined;
   const url = async (): Promise<string> => (await (server ??= servers.start({ jetstream: true }))).url;
-  let store: Promise<KvStore> | undefined;
-  afterAll(async () => {
-    if (store) await (await store).close();
-    await servers.stopAll();
-  });
+  afterAll(() => servers.stopAll());
 
   it('examples/lock.ts: without fencing the paused holder overwrites; with it, its write is refused (memory store, then NATS KV)', async () => {
     const embedded = await lockExample({ say: () => undefined });
@@ -35,25 +26,7 @@ describe.skipIf(!requireNatsServer())('lock over NATS KV', () => {
     expect(overNats).toEqual(embedded);
   });
 
-  lockScenarios({
-    name: 'NATS JetStream KV (real nats-server)',
-    ttlMs: TTL_MS,
-    sectionsPerClient: 100,
-    marginMs: 700,
-    testTimeoutMs: 60_000,
-    async setup() {
-      store ??= url().then((servers) =>
-        createNatsKvStore({ servers, bucket: 'locks', ttlMs: TTL_MS, storage: 'memory', timeoutMs: 1_000, watchProbeIntervalMs: 60_000 }));
-      const kv = await store;
-      const clock = realClock();
-      const system = createSystem({ cluster: 'test', node: 'n1', clock, logger: silentLogger() });
-      return {
-        store: kv,
-        clock,
-        system,
-        until: (cond, what, maxMs) => waitFor(cond, { timeoutMs: maxMs, intervalMs: 2, message: what }),
-        close: () => system.shutdown(),
-      };
-    },
-  });
+  lockScenarios(realTimeBackend('NATS JetStream KV (real nats-server)', async () =>
+    createNatsKvStore({ servers: await url(), bucket: 'locks', ttlMs: TTL_MS, storage: 'memory', timeoutMs: 1_000, watchProbeIntervalMs: 60_000 }),
+  { ttlMs: TTL_MS, sectionsPerClient: 100 }));
 });

@@ -5,13 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createActor, fromPromise } from 'xstate';
-import { createLock } from '../../actors/lock/lock.ts';
+import { FencedResource, fencedWrite, readFenced } from '../../actors/lock/fenced-resource.ts';
+import { createLock, LOCK_VIEW_IDLE_MS } from '../../actors/lock/lock.ts';
 import { leaseMachine, type LeaseEffectInput, type RenewOutcome } from '../../actors/lock/machine.ts';
 import { createRng, simulatedClock } from '../../framework/clock.ts';
-import { InvalidNameError } from '../../framework/errors.ts';
+import { FencingTokenRejectedError, InvalidNameError } from '../../framework/errors.ts';
 import { silentLogger } from '../../framework/log.ts';
 import { createMemoryKvStore } from '../../framework/store/memory.ts';
 import { createSystem } from '../../framework/system.ts';
+import { faultyStore } from '../helpers/lock-fixtures.ts';
 import { lockScenarios, type LockBackend } from '../helpers/lock-scenarios.ts';
 
 const settle = async (): Promise<void> => {
@@ -66,6 +68,46 @@ describe('lock options', () => {
     await expect(lock.acquire('a.b')).rejects.toBeInstanceOf(InvalidNameError);
     await expect(lock.acquire('ok', { waitMs: -1 })).rejects.toThrow(/waitMs/);
     await expect(lock.acquire('ok', { ttlMs: Number.NaN })).rejects.toThrow(/ttlMs/);
+  });
+});
+
+describe('lock client housekeeping (memory store, simulated clock)', () => {
+  it(`stops watching a lock ${LOCK_VIEW_IDLE_MS} ms after its last waiter left`, async () => {
+    const clock = simulatedClock(0);
+    const store = createMemoryKvStore({ clock });
+    const a = createLock(store, { clock, owner: 'a', rng: createRng(1), ttlMs: 3_000 });
+    const link = faultyStore(store);
+    const b = createLock(link, { clock, owner: 'b', rng: createRng(2), ttlMs: 3_000 });
+    const leaseA = await a.acquire('x');
+    const gotB = b.acquire('x');
+    await settle();
+    expect(link.calls.get('watch:')).toBe(1);
+    await leaseA.release();
+    await settle();
+    await (await gotB).release();
+    clock.increment(LOCK_VIEW_IDLE_MS - 1);
+    await settle();
+    expect(link.calls.get('unwatch:')).toBeUndefined();
+    clock.increment(1);
+    await settle();
+    expect(link.calls.get('unwatch:')).toBe(1);
+    await Promise.all([a.close(), b.close()]);
+  });
+});
+
+describe('FencedResource', () => {
+  it('accepts a token equal to or above the highest it accepted, refuses a lower one', async () => {
+    const clock = simulatedClock(0);
+    const system = createSystem({ cluster: 'test', node: 'n1', clock, logger: silentLogger(), rng: createRng(3) });
+    const res = system.spawn(FencedResource, { name: 'r' });
+    expect(await fencedWrite(system, res, 5, 'a')).toBe(0);
+    expect(await fencedWrite(system, res, 5, 'b')).toBe(1); // the same holder writes twice
+    const err = await fencedWrite(system, res, 4, 'c').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FencingTokenRejectedError);
+    expect((err as FencingTokenRejectedError).fields()).toMatchObject({ token: 4, highest: 5 });
+    expect(await fencedWrite(system, res, 9, 'd')).toBe(2);
+    expect(await readFenced(system, res)).toMatchObject({ highest: 9, values: ['a', 'b', 'd'], tokens: [5, 5, 9], rejected: 1 });
+    await system.shutdown();
   });
 });
 
