@@ -350,20 +350,21 @@ class LockClientImpl implements LockClient {
       let wasWaiting = false;
       actor.subscribe({
         next: (snap) => {
-          const waiting = snap.matches({ pending: 'waiting' });
+          const top = topState(snap.value);
+          const waiting = top === 'pending' && snap.matches({ pending: 'waiting' });
           if (waiting && !wasWaiting) this.viewFor(name, renewIntervalMs).addWaiter(rec);
           if (!waiting && wasWaiting) this.views.get(name)?.removeWaiter(rec);
           wasWaiting = waiting;
           if (waiting) this.views.get(name)?.evaluate();
-          if (lease === undefined && (snap.matches('held') || snap.matches('renewing') || snap.matches('releasing') || snap.matches('lost') || snap.matches('released'))) {
+          if (lease === undefined && top !== 'idle' && top !== 'pending' && top !== 'failed') {
             options.signal?.removeEventListener('abort', onAbort);
             lease = new LeaseImpl(this.owner, rec, snap.context);
             resolve(lease);
           }
-          if (lease) lease.update(snap);
+          if (lease) lease.update(snap, top);
           if (snap.status === 'done') {
             this.leases.delete(leaseId);
-            if (snap.matches('failed')) {
+            if (top === 'failed') {
               options.signal?.removeEventListener('abort', onAbort);
               const c = snap.context;
               reject(c.failure === 'aborted' ? new AbortedError(`acquire of lock '${name}'`, c.reason) : new LockTimeoutError(name, waitMs));
@@ -590,6 +591,11 @@ class LockClientImpl implements LockClient {
   }
 }
 
+/** The top-level state of a lease snapshot's value (`'held'`, `'pending'`, …). */
+function topState(value: unknown): string {
+  return typeof value === 'string' ? value : Object.keys(value as object)[0]!;
+}
+
 function waitForEnd(actor: Actor<typeof leaseMachine>): Promise<SnapshotFrom<typeof leaseMachine>> {
   return new Promise((resolve) => {
     const check = (snap: SnapshotFrom<typeof leaseMachine>): boolean => {
@@ -639,12 +645,9 @@ class LeaseImpl implements Lease {
     return this.controller.signal;
   }
 
-  update(snap: SnapshotFrom<typeof leaseMachine>): void {
+  update(snap: SnapshotFrom<typeof leaseMachine>, top: string): void {
     this.ctx = snap.context;
-    const next: LeaseStatus = snap.matches('held') ? 'held'
-      : snap.matches('renewing') ? 'renewing'
-        : snap.matches('releasing') ? 'releasing'
-          : snap.matches('released') ? 'released' : 'lost';
+    const next = top as LeaseStatus; // held | renewing | releasing | released | lost once granted
     if (next === this.current) return;
     this.current = next;
     if (next === 'lost') {
