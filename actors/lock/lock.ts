@@ -149,7 +149,10 @@ export interface LockClient {
    * `NotLockOwnerError` when another owner or another lease holds it.
    */
   release(name: string, token: number): Promise<void>;
-  /** Abort pending acquires, release held leases (best effort), stop watching. Idempotent. */
+  /**
+   * Abort pending acquires, release held leases (best effort, waiting at most the longest lease TTL),
+   * stop watching. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -348,9 +351,30 @@ class LockClientImpl implements LockClient {
       const onAbort = (): void => actor.send({ type: 'ABORT', reason: describe(options.signal?.reason ?? 'aborted') });
       options.signal?.addEventListener('abort', onAbort, { once: true });
       let wasWaiting = false;
+      // The lease's expiry by this client's clock: when it passes without a renewal, the lease is lost.
+      let expiryTimer: TimerId | undefined;
+      let expiryFor = -1;
       actor.subscribe({
         next: (snap) => {
           const top = topState(snap.value);
+          const live = top === 'held' || top === 'renewing';
+          if (!live || snap.context.confirmedAtMs !== expiryFor) {
+            if (expiryTimer !== undefined) this.o.clock.clearTimeout(expiryTimer);
+            expiryTimer = undefined;
+            expiryFor = -1;
+          }
+          if (live && expiryTimer === undefined) {
+            expiryFor = snap.context.confirmedAtMs;
+            const dueAtMs = snap.context.confirmedAtMs + snap.context.ttlMs;
+            const arm = (): void => {
+              expiryTimer = this.o.clock.setTimeout(() => {
+                if (this.o.clock.now() < dueAtMs) return arm(); // a timer that fired early
+                expiryTimer = undefined;
+                if (actor.getSnapshot().status === 'active') actor.send({ type: 'EXPIRY', nowMs: this.o.clock.now() });
+              }, Math.max(0, dueAtMs - this.o.clock.now()));
+            };
+            arm();
+          }
           const waiting = top === 'pending' && snap.matches({ pending: 'waiting' });
           if (waiting && !wasWaiting) this.viewFor(name, renewIntervalMs).addWaiter(rec);
           if (!waiting && wasWaiting) this.views.get(name)?.removeWaiter(rec);
@@ -417,7 +441,16 @@ class LockClientImpl implements LockClient {
       if (snap.matches('pending') || snap.matches('idle')) rec.actor.send({ type: 'ABORT', reason: 'the lock client is closed' });
       else rec.actor.send({ type: 'RELEASE' });
     }
-    await Promise.allSettled(ends);
+    // Bounded: a store that never answers must not hold close() up past the point where every lease
+    // has expired anyway.
+    let capMs = 0;
+    for (const rec of this.leases.values()) capMs = Math.max(capMs, rec.ttlMs);
+    let cap: TimerId | undefined;
+    await Promise.race([
+      Promise.allSettled(ends),
+      new Promise<void>((resolve) => { cap = this.o.clock.setTimeout(resolve, capMs); }),
+    ]);
+    this.o.clock.clearTimeout(cap);
     for (const v of this.views.values()) v.stop();
     this.views.clear();
   }

@@ -14,6 +14,7 @@
  *
  * The lease is valid until `confirmedAtMs + ttlMs`, where `confirmedAtMs` is when the last write
  * that succeeded (create or renew) was STARTED: the store's expiry clock started no earlier.
+ * The host sends `EXPIRY` when that time comes on its clock; in `held`/`renewing` it means `lost`.
  */
 import { assign, fromPromise, setup } from 'xstate';
 
@@ -111,6 +112,8 @@ export type LeaseEvent =
   | { type: 'TURN' }
   | { type: 'RELEASE' }
   | { type: 'ABORT'; reason: string }
+  /** The host's timer for `confirmedAtMs + ttlMs` fired: lost, unless a renewal moved the expiry meanwhile. */
+  | { type: 'EXPIRY'; nowMs: number }
   /** Outcome of the `createLease` action started as attempt `attempt`. */
   | { type: 'CREATE_RESULT'; attempt: number; outcome: CreateOutcome }
   /** Outcome of the `releaseLease` action started as attempt `attempt`. */
@@ -152,6 +155,7 @@ export const leaseMachine = setup({
     /** Delete the lease key and send back `RELEASE_RESULT` with `context.attempt`. */
     releaseLease: () => undefined,
     nextAttempt: assign({ attempt: ({ context }) => context.attempt + 1 }),
+    expire: assign({ reason: ({ context }) => context.reason || 'not renewed before the lease expired' }),
     granted: assign(({ event }) => {
       const o = (event as Extract<LeaseEvent, { type: 'CREATE_RESULT' }>).outcome as Extract<CreateOutcome, { kind: 'created' }>;
       return { token: o.revision, revision: o.revision, confirmedAtMs: o.atMs };
@@ -172,6 +176,7 @@ export const leaseMachine = setup({
     waitLimit: ({ context }) => Math.min(context.waitMs, MAX_TIMER_MS),
   },
   guards: {
+    expired: ({ context, event }) => event.type === 'EXPIRY' && event.nowMs >= context.confirmedAtMs + context.ttlMs,
     current: ({ context, event }) => (event.type === 'CREATE_RESULT' || event.type === 'RELEASE_RESULT') && event.attempt === context.attempt,
     contended: ({ event }) => event.type === 'ACQUIRE' && event.contended,
     finiteWait: ({ context }) => Number.isFinite(context.waitMs),
@@ -312,11 +317,11 @@ export const leaseMachine = setup({
     },
     held: {
       after: { renewInterval: 'renewing' },
-      on: { RELEASE: 'releasing' },
+      on: { RELEASE: 'releasing', EXPIRY: { guard: 'expired', target: 'lost', actions: 'expire' } },
     },
     renewing: {
       initial: 'writing',
-      on: { RELEASE: 'releasing' },
+      on: { RELEASE: 'releasing', EXPIRY: { guard: 'expired', target: 'lost', actions: 'expire' } },
       states: {
         writing: {
           invoke: {

@@ -45,6 +45,8 @@ export type LinkMode =
   | 'ok'
   /** Every call fails with a retryable `StoreUnavailableError` without reaching the store. */
   | 'down'
+  /** Every call waits for ever (a store that stopped answering; no timeout below the lock). */
+  | 'hang'
   /** The next `create` of a key ending in `suffix` is applied, then its reply is lost; then back to `ok`. */
   | { loseCreateReply: string; then: 'ok' | 'down' };
 
@@ -64,6 +66,7 @@ export function faultyStore(store: KvStore): FaultyStore {
   const down = (): never => {
     throw new StoreUnavailableError(`${store.kind}:faulty`, 'link down (test)');
   };
+  const hang = (): Promise<never> => new Promise<never>(() => undefined);
   const w: FaultyStore = {
     kind: store.kind,
     mode: 'ok',
@@ -71,12 +74,14 @@ export function faultyStore(store: KvStore): FaultyStore {
     async get(key) {
       count('get', key);
       if (w.mode === 'down') down();
+      if (w.mode === 'hang') return hang();
       return store.get(key);
     },
     async create(key, value, opts) {
       count('create', key);
       const m = w.mode;
       if (m === 'down') down();
+      if (m === 'hang') return hang();
       if (typeof m === 'object' && key.endsWith(m.loseCreateReply)) {
         w.mode = m.then;
         await store.create(key, value, opts);
@@ -87,6 +92,7 @@ export function faultyStore(store: KvStore): FaultyStore {
     async update(key, value, rev) {
       count('update', key);
       if (w.mode === 'down') down();
+      if (w.mode === 'hang') return hang();
       return store.update(key, value, rev);
     },
     async put(key, value) {
@@ -97,6 +103,7 @@ export function faultyStore(store: KvStore): FaultyStore {
     async delete(key, opts) {
       count('delete', key);
       if (w.mode === 'down') down();
+      if (w.mode === 'hang') return hang();
       return store.delete(key, opts);
     },
     async watch(pattern, onEntry, opts) {

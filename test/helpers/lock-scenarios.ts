@@ -323,6 +323,19 @@ export function lockScenarios(backend: LockBackend): void {
       await env.until(() => { void env.store.keys(`locks.${name}.q.>`).then((k) => { queued = k.length; }); return queued === 0; }, 'queue empty', ttlMs);
     });
 
+    it('a holder whose store stops answering is told its lease is lost when it expires, not when a call times out', async () => {
+      const { lock: a, link } = client('a');
+      const leaseA = await a.acquire(name);
+      let lostAtMs: number | undefined;
+      leaseA.onLost(() => { lostAtMs = env.clock.now(); });
+      link.mode = 'hang';
+      const expiresAtMs = leaseA.expiresAtMs;
+      await env.until(() => lostAtMs !== undefined, 'A told', ttlMs + backend.marginMs);
+      expect(lostAtMs!).toBeGreaterThanOrEqual(expiresAtMs);
+      expect(lostAtMs! - expiresAtMs).toBeLessThanOrEqual(backend.marginMs);
+      expect(leaseA.signal.aborted).toBe(true);
+    });
+
     it('a holder cut off from the store is told its lease is lost by the time it expires', async () => {
       const { lock: a, link } = client('a');
       const leaseA = await a.acquire(name);
