@@ -281,7 +281,7 @@ class LockClientImpl implements LockClient {
           if (context.ticket !== undefined) void this.store.delete(this.queueKey(context.name, context.leaseId)).catch(() => undefined);
         },
         abandon: ({ context }) => {
-          if (context.attemptAtMs > 0) void this.abandon(context.name, context.leaseId);
+          if (context.attemptAtMs >= 0) void this.abandon(context.name, context.leaseId);
         },
       },
     });

@@ -91,7 +91,7 @@ export interface LeaseContext extends LeaseMachineInput {
   revision: number | undefined;
   /** When the last successful write of the lease was started (clock ms). */
   confirmedAtMs: number;
-  /** When the last create of unknown outcome was started: the lease, if ours, dates from then. */
+  /** When the last create of unknown outcome was started (-1: none): the lease, if ours, dates from then. */
   attemptAtMs: number;
   /** Position in the wait queue (revision of the queue entry's create), while waiting. */
   ticket: number | undefined;
@@ -188,7 +188,7 @@ export const leaseMachine = setup({
     token: undefined,
     revision: undefined,
     confirmedAtMs: 0,
-    attemptAtMs: 0,
+    attemptAtMs: -1,
     ticket: undefined,
     ticketRevision: undefined,
     reason: '',
