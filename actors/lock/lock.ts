@@ -24,7 +24,7 @@ import {
   LockTimeoutError,
   NotLockOwnerError,
 } from '../../framework/errors.ts';
-import type { KvEntry, KvStore, KvWatch } from '../../framework/store/store.ts';
+import type { KvEntry, KvStore } from '../../framework/store/store.ts';
 import {
   leaseMachine,
   type CreateOutcome,
@@ -36,6 +36,10 @@ import {
   type RenewOutcome,
   type TicketOutcome,
 } from './machine.ts';
+import { decodeRecord, encodeRecord } from './record.ts';
+import { LockView, type LockViewHost } from './view.ts';
+
+export { LOCK_VIEW_IDLE_MS } from './view.ts';
 
 /** Default key prefix of every lock. */
 export const DEFAULT_LOCK_PREFIX = 'locks';
@@ -45,8 +49,6 @@ export const DEFAULT_LOCK_TTL_MS = 10_000;
 export const DEFAULT_LOCK_WAIT_MS = 30_000;
 /** Default pause before retrying a store call that got no answer. */
 export const DEFAULT_LOCK_RETRY_DELAY_MS = 100;
-/** A client stops watching a lock nobody of its callers has waited for this long. */
-export const LOCK_VIEW_IDLE_MS = 60_000;
 
 /** Options of {@link createLock}. */
 export interface LockOptions {
@@ -190,27 +192,6 @@ function resolveLockOptions(options: LockOptions): ResolvedLockOptions {
   return { clock, owner, rng: options.rng ?? createRng(entropySeed()), prefix, ttlMs, renewIntervalMs, pollIntervalMs, retryDelayMs };
 }
 
-/** What is stored under `holder` and `q.<leaseId>`. */
-interface StoredRecord {
-  owner: string;
-  leaseId: string;
-  /** The fencing token (holder) or queue position (queue entry), once known to the writer. */
-  token?: number;
-  /** A released lock (see {@link LockClientImpl.releaseLease}): free, written by lease `leaseId`. */
-  free?: true;
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const encode = (r: StoredRecord): Uint8Array => encoder.encode(JSON.stringify(r));
-const decode = (bytes: Uint8Array): StoredRecord | undefined => {
-  try {
-    const r = JSON.parse(decoder.decode(bytes)) as StoredRecord;
-    return typeof r === 'object' && r !== null && typeof r.leaseId === 'string' ? r : undefined;
-  } catch {
-    return undefined; // not written by a lock client: treated as someone else's lease
-  }
-};
 const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Per-acquire state the effects need beyond the machine's context. */
@@ -236,7 +217,7 @@ export function createLock(store: KvStore, options: LockOptions): LockClient {
   return new LockClientImpl(store, resolveLockOptions(options));
 }
 
-class LockClientImpl implements LockClient {
+class LockClientImpl implements LockClient, LockViewHost {
   readonly owner: string;
   private readonly leases = new Map<string, LeaseRecord>();
   private readonly views = new Map<string, LockView>();
@@ -309,7 +290,7 @@ class LockClientImpl implements LockClient {
   }
   /** The view saw the lock's holder key: remember whether it is a release marker, and at which revision. */
   noteHolder(name: string, entry: KvEntry | undefined): boolean {
-    const free = entry === undefined || decode(entry.value)?.free === true;
+    const free = entry === undefined || decodeRecord(entry.value)?.free === true;
     if (entry && free) this.freeAt.set(name, entry.revision);
     else this.freeAt.delete(name);
     return free;
@@ -418,8 +399,8 @@ class LockClientImpl implements LockClient {
     }
     const key = this.holderKey(name);
     const entry = await this.store.get(key);
-    if (entry === undefined || decode(entry.value)?.free) return;
-    const r = decode(entry.value);
+    if (entry === undefined || decodeRecord(entry.value)?.free) return;
+    const r = decodeRecord(entry.value);
     const holding = r?.token ?? entry.revision;
     if (r?.owner !== this.owner || holding !== token) throw new NotLockOwnerError(name, this.owner, token, r?.owner ?? '(unknown)');
     try {
@@ -455,7 +436,7 @@ class LockClientImpl implements LockClient {
     this.views.clear();
   }
 
-  /** A view idle for {@link LOCK_VIEW_IDLE_MS}: stop it. */
+  /** A view idle for `LOCK_VIEW_IDLE_MS`: stop it. */
   dropView(name: string, view: LockView): void {
     view.stop();
     if (this.views.get(name) === view) this.views.delete(name);
@@ -473,7 +454,7 @@ class LockClientImpl implements LockClient {
   }
 
   private record(rec: LeaseRecord, token?: number): Uint8Array {
-    return encode(token === undefined ? { owner: this.owner, leaseId: rec.leaseId } : { owner: this.owner, leaseId: rec.leaseId, token });
+    return encodeRecord(token === undefined ? { owner: this.owner, leaseId: rec.leaseId } : { owner: this.owner, leaseId: rec.leaseId, token });
   }
 
   /**
@@ -503,7 +484,7 @@ class LockClientImpl implements LockClient {
         if (!isKvConflictError(err)) throw err;
       }
       const entry = await this.store.get(key);
-      if (entry === undefined || !decode(entry.value)?.free) return { kind: 'taken' };
+      if (entry === undefined || !decodeRecord(entry.value)?.free) return { kind: 'taken' };
       return await claim(entry.revision);
     } catch (err) {
       if (isKvConflictError(err)) return { kind: 'taken' };
@@ -514,7 +495,7 @@ class LockClientImpl implements LockClient {
   private async reconcileLease(rec: LeaseRecord): Promise<ReconcileOutcome> {
     try {
       const entry = await this.store.get(this.holderKey(rec.name));
-      const r = entry && decode(entry.value);
+      const r = entry && decodeRecord(entry.value);
       if (entry === undefined || r?.free) return { kind: 'free' };
       if (r?.leaseId === rec.leaseId) return { kind: 'mine', token: r.token ?? entry.revision, revision: entry.revision };
       return { kind: 'taken' };
@@ -538,7 +519,7 @@ class LockClientImpl implements LockClient {
     try {
       const entry = await this.store.get(key);
       if (entry === undefined) return { kind: 'unknown', reason: 'queue entry vanished' };
-      return { kind: 'queued', ticket: decode(entry.value)?.token ?? entry.revision, revision: entry.revision };
+      return { kind: 'queued', ticket: decodeRecord(entry.value)?.token ?? entry.revision, revision: entry.revision };
     } catch (err) {
       return { kind: 'unknown', reason: describe(err) };
     }
@@ -569,7 +550,7 @@ class LockClientImpl implements LockClient {
     // Conflict: either an earlier renewal with no answer was applied, or the lease is gone.
     try {
       const entry = await this.store.get(key);
-      const r = entry && decode(entry.value);
+      const r = entry && decodeRecord(entry.value);
       if (!entry || r?.leaseId !== rec.leaseId || r.free) {
         return { kind: 'lost', reason: entry && !r?.free ? `the lock is held by '${r?.owner ?? '(unknown)'}'` : 'the lease expired' };
       }
@@ -593,7 +574,7 @@ class LockClientImpl implements LockClient {
     // A key found missing after an attempt with no answer: released by us (then expired), or
     // expired before we got to it? Only the former if that attempt began while the lease was valid.
     const sentWhileValid = rec.releaseFirstAtMs < input.confirmedAtMs + input.ttlMs;
-    const marker = encode({ owner: this.owner, leaseId: rec.leaseId, free: true });
+    const marker = encodeRecord({ owner: this.owner, leaseId: rec.leaseId, free: true });
     try {
       this.freeAt.set(rec.name, await this.store.update(key, marker, input.revision!));
       return { kind: 'released' };
@@ -602,7 +583,7 @@ class LockClientImpl implements LockClient {
     }
     try {
       const entry = await this.store.get(key);
-      const r = entry && decode(entry.value);
+      const r = entry && decodeRecord(entry.value);
       if (!entry) return tried && sentWhileValid ? { kind: 'released' } : { kind: 'lost', reason: 'the lease had expired before the release' };
       if (r?.leaseId !== rec.leaseId) return { kind: 'lost', reason: r?.free ? 'the lease had expired before the release' : `the lock is held by '${r?.owner ?? '(unknown)'}'` };
       if (r.free) return { kind: 'released' }; // an earlier attempt with no answer did it
@@ -617,7 +598,7 @@ class LockClientImpl implements LockClient {
   private async abandon(name: string, leaseId: string): Promise<void> {
     try {
       const entry = await this.store.get(this.holderKey(name));
-      if (entry && decode(entry.value)?.leaseId === leaseId) await this.store.delete(this.holderKey(name), { expectedRevision: entry.revision });
+      if (entry && decodeRecord(entry.value)?.leaseId === leaseId) await this.store.delete(this.holderKey(name), { expectedRevision: entry.revision });
     } catch {
       // the lease, if it is ours, expires on its own
     }
@@ -714,174 +695,5 @@ class LeaseImpl implements Lease {
     this.rec.actor.send({ type: 'RELEASE' });
     const snap = await end;
     if (snap.matches('lost')) throw this.lostError ?? new LockLostError(this.name, this.token, snap.context.reason);
-  }
-}
-
-/**
- * One client's view of one lock: the holder and the wait queue, kept by a watch and by `get`s of
- * entries that fell silent. Tells the client's waiting leases when it is their turn.
- */
-class LockView {
-  private holder: { revision: number; seenAtMs: number } | undefined;
-  private readonly queue = new Map<string, { ticket: number; revision: number; seenAtMs: number }>();
-  /** Highest revision seen per key, deletes included, so that late reads never undo newer news. */
-  private readonly seen = new Map<string, number>();
-  private readonly waiters = new Set<LeaseRecord>();
-  private watch: KvWatch | undefined;
-  private ready = false;
-  private stopped = false;
-  private pollTimer: TimerId | undefined;
-  private idleTimer: TimerId | undefined;
-  private polling = false;
-
-  constructor(private readonly client: LockClientImpl, private readonly name: string, private readonly pollIntervalMs: number) {
-    void this.open();
-  }
-
-  /** The lock is held or has waiters, as far as this view knows: a newcomer should queue. */
-  contended(): boolean {
-    return this.holder !== undefined || this.queue.size > 0;
-  }
-
-  addWaiter(rec: LeaseRecord): void {
-    this.waiters.add(rec);
-    if (this.idleTimer !== undefined) this.client.clock.clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-    this.schedulePoll();
-  }
-
-  removeWaiter(rec: LeaseRecord): void {
-    this.waiters.delete(rec);
-    if (this.waiters.size > 0 || this.idleTimer !== undefined || this.stopped) return;
-    // Keep watching for a while (a client that waited once is likely to again, and the view keeps
-    // it from overtaking other waiters), then let the lock go quiet.
-    this.idleTimer = this.client.clock.setTimeout(() => {
-      this.idleTimer = undefined;
-      if (this.waiters.size === 0) this.client.dropView(this.name, this);
-    }, LOCK_VIEW_IDLE_MS);
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.watch?.stop();
-    if (this.pollTimer !== undefined) this.client.clock.clearTimeout(this.pollTimer);
-    if (this.idleTimer !== undefined) this.client.clock.clearTimeout(this.idleTimer);
-  }
-
-  private async open(): Promise<void> {
-    const kv = this.client.kv;
-    const holderKey = this.client.holderKey(this.name);
-    const queuePrefix = this.client.queuePrefix(this.name);
-    for (;;) {
-      if (this.stopped) return;
-      try {
-        this.watch = await kv.watch(this.client.lockPattern(this.name), (e) => this.apply(e), {
-          onError: () => undefined, // the polls below cover what a failing watch misses
-        });
-        if (this.stopped) {
-          this.watch.stop();
-          return;
-        }
-        // The watch's first entries come asynchronously with no end marker: read the current state
-        // too, so that the view is complete before anyone is told it is their turn.
-        const [holder, keys] = await Promise.all([kv.get(holderKey), kv.keys(`${queuePrefix}>`)]);
-        if (holder) this.apply(holder);
-        const entries = await Promise.all(keys.map((k) => kv.get(k)));
-        for (const e of entries) if (e) this.apply(e);
-        this.ready = true;
-        this.evaluate();
-        return;
-      } catch {
-        this.watch?.stop();
-        this.watch = undefined;
-        await new Promise<void>((resolve) => this.client.clock.setTimeout(resolve, this.pollIntervalMs));
-      }
-    }
-  }
-
-  private apply(e: KvEntry): void {
-    const known = this.seen.get(e.key);
-    if (known !== undefined && known >= e.revision) return;
-    this.seen.set(e.key, e.revision);
-    // When the entry was written, as far as this client can tell: the store's timestamp when it is
-    // not ahead of our clock (a clock behind only makes us check earlier, with a harmless `get`).
-    const now = Math.min(this.client.clock.now(), e.createdMs ?? Infinity);
-    const holderKey = this.client.holderKey(this.name);
-    if (e.key === holderKey) {
-      const free = this.client.noteHolder(this.name, e.operation === 'put' ? e : undefined);
-      this.holder = free ? undefined : { revision: e.revision, seenAtMs: now };
-    } else if (e.key.startsWith(this.client.queuePrefix(this.name))) {
-      if (e.operation === 'put') this.queue.set(e.key, { ticket: decode(e.value)?.token ?? e.revision, revision: e.revision, seenAtMs: now });
-      else this.queue.delete(e.key);
-    }
-    this.evaluate();
-  }
-
-  /** An entry read as missing by a poll: gone, unless something newer shows up. */
-  private forget(key: string): void {
-    if (key === this.client.holderKey(this.name)) {
-      this.holder = undefined;
-      this.client.noteHolder(this.name, undefined);
-    }
-    else this.queue.delete(key);
-  }
-
-  /** Tell the first waiter in line, if it is one of ours and the lock looks free, to take it. */
-  evaluate(): void {
-    if (!this.ready || this.stopped || this.holder !== undefined || this.waiters.size === 0) return;
-    let mine: LeaseRecord | undefined;
-    let myTicket = Infinity;
-    for (const rec of this.waiters) {
-      const t = rec.actor.getSnapshot().context.ticket;
-      if (t !== undefined && t < myTicket) {
-        mine = rec;
-        myTicket = t;
-      }
-    }
-    if (!mine) return;
-    for (const q of this.queue.values()) if (q.ticket < myTicket) return; // someone is ahead
-    if (mine.actor.getSnapshot().matches({ pending: { waiting: 'queued' } })) mine.actor.send({ type: 'TURN' });
-  }
-
-  private schedulePoll(): void {
-    if (this.pollTimer !== undefined || this.stopped) return;
-    this.pollTimer = this.client.clock.setTimeout(() => {
-      this.pollTimer = undefined;
-      void this.poll().finally(() => {
-        if (this.waiters.size > 0) this.schedulePoll();
-      });
-    }, this.pollIntervalMs);
-  }
-
-  /** `get` the holder and the waiters ahead of ours that have been silent for a TTL. */
-  private async poll(): Promise<void> {
-    if (this.polling || this.stopped || !this.ready) return;
-    this.polling = true;
-    try {
-      const now = this.client.clock.now();
-      let ttlMs = Infinity;
-      let myFirst = Infinity;
-      for (const rec of this.waiters) {
-        ttlMs = Math.min(ttlMs, rec.ttlMs);
-        const t = rec.actor.getSnapshot().context.ticket;
-        if (t !== undefined) myFirst = Math.min(myFirst, t);
-      }
-      if (!Number.isFinite(ttlMs)) return;
-      const suspects: string[] = [];
-      if (this.holder && now - this.holder.seenAtMs >= ttlMs) suspects.push(this.client.holderKey(this.name));
-      for (const [key, q] of this.queue) if (q.ticket < myFirst && now - q.seenAtMs >= ttlMs) suspects.push(key);
-      await Promise.all(suspects.map(async (key) => {
-        try {
-          const e = await this.client.kv.get(key);
-          if (e === undefined) this.forget(key);
-          else this.apply(e);
-        } catch {
-          // unreachable: try again next poll
-        }
-      }));
-      this.evaluate();
-    } finally {
-      this.polling = false;
-    }
   }
 }
