@@ -35,6 +35,10 @@ export const ErrorCode = {
   NoBackends: 'NO_BACKENDS',
   BackendLost: 'BACKEND_LOST',
   InspectorConfig: 'INSPECTOR_CONFIG',
+  LockTimeout: 'LOCK_TIMEOUT',
+  LockLost: 'LOCK_LOST',
+  FencingTokenRejected: 'FENCING_TOKEN_REJECTED',
+  NotLockOwner: 'NOT_LOCK_OWNER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -413,3 +417,51 @@ export class InspectorConfigError extends TroupeError {
 }
 
 export const isInspectorConfigError = (e: unknown): e is InspectorConfigError => e instanceof InspectorConfigError;
+/** `acquire` of a distributed lock gave up: `waitMs` passed before the lock was granted. */
+export class LockTimeoutError extends TroupeError {
+  readonly code = ErrorCode.LockTimeout;
+  readonly retryable = true;
+  constructor(readonly lock: string, readonly waitMs: number, options?: { cause?: unknown }) {
+    super(`lock '${lock}' was not granted within ${waitMs} ms`, options);
+  }
+  override fields() { return { lock: this.lock, waitMs: this.waitMs }; }
+}
+
+/**
+ * A held lock's lease could not be renewed (another owner has it, it expired, or the store could
+ * not confirm it before it would have expired): work done since `token` was granted is no longer
+ * protected by the lock. Only a fencing token check at the resource makes such work safe.
+ */
+export class LockLostError extends TroupeError {
+  readonly code = ErrorCode.LockLost;
+  readonly retryable = false;
+  constructor(readonly lock: string, readonly token: number, readonly reason: string, options?: { cause?: unknown }) {
+    super(`lock '${lock}' (token ${token}) was lost: ${reason}`, options);
+  }
+  override fields() { return { lock: this.lock, token: this.token, reason: this.reason }; }
+}
+
+/** A fenced resource refused a write whose fencing token is lower than the highest it accepted. */
+export class FencingTokenRejectedError extends TroupeError {
+  readonly code = ErrorCode.FencingTokenRejected;
+  readonly retryable = false;
+  constructor(readonly resource: string, readonly token: number, readonly highest: number) {
+    super(`resource ${resource} rejected fencing token ${token}: it has accepted ${highest}`);
+  }
+  override fields() { return { resource: this.resource, token: this.token, highest: this.highest }; }
+}
+
+/** A lock release by someone who does not hold it (another owner, or another token of the lock). */
+export class NotLockOwnerError extends TroupeError {
+  readonly code = ErrorCode.NotLockOwner;
+  readonly retryable = false;
+  constructor(readonly lock: string, readonly owner: string, readonly token: number, readonly holder: string | undefined) {
+    super(`'${owner}' cannot release lock '${lock}' with token ${token}: ${holder === undefined ? 'it holds no such lease' : `it is held by '${holder}'`}`);
+  }
+  override fields() { return { lock: this.lock, owner: this.owner, token: this.token, holder: this.holder }; }
+}
+
+export const isLockTimeoutError = (e: unknown): e is LockTimeoutError => e instanceof LockTimeoutError;
+export const isLockLostError = (e: unknown): e is LockLostError => e instanceof LockLostError;
+export const isFencingTokenRejectedError = (e: unknown): e is FencingTokenRejectedError => e instanceof FencingTokenRejectedError;
+export const isNotLockOwnerError = (e: unknown): e is NotLockOwnerError => e instanceof NotLockOwnerError;

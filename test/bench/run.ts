@@ -34,6 +34,8 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'shard-routing': async () => (await import('./sharding.ts')).bench,
   'inspect-off': async () => (await import('./inspect.ts')).off,
   'inspect-on': async () => (await import('./inspect.ts')).on,
+  'lock-uncontended': async () => (await import('./lock.ts')).uncontended,
+  'lock-contended': async () => (await import('./lock.ts')).contended,
 };
 
 const DEFAULT_ROUNDS = 5;
