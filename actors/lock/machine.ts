@@ -178,6 +178,8 @@ export const leaseMachine = setup({
   guards: {
     expired: ({ context, event }) => event.type === 'EXPIRY' && event.nowMs >= context.confirmedAtMs + context.ttlMs,
     current: ({ context, event }) => (event.type === 'CREATE_RESULT' || event.type === 'RELEASE_RESULT') && event.attempt === context.attempt,
+    created: ({ context, event }) => event.type === 'CREATE_RESULT' && event.attempt === context.attempt && event.outcome.kind === 'created',
+    taken: ({ context, event }) => event.type === 'CREATE_RESULT' && event.attempt === context.attempt && event.outcome.kind === 'taken',
     contended: ({ event }) => event.type === 'ACQUIRE' && event.contended,
     finiteWait: ({ context }) => Number.isFinite(context.waitMs),
   },
@@ -219,12 +221,8 @@ export const leaseMachine = setup({
           entry: ['nextAttempt', 'createLease'],
           on: {
             CREATE_RESULT: [
-              {
-                guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'created',
-                target: '#lockLease.held',
-                actions: 'granted',
-              },
-              { guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'taken', target: 'waiting' },
+              { guard: 'created', target: '#lockLease.held', actions: 'granted' },
+              { guard: 'taken', target: 'waiting' },
               { guard: 'current', target: 'reconciling', actions: 'unknownCreate' },
             ],
           },
@@ -301,12 +299,8 @@ export const leaseMachine = setup({
               entry: ['nextAttempt', 'createLease'],
               on: {
                 CREATE_RESULT: [
-                  {
-                    guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'created',
-                    target: '#lockLease.held',
-                    actions: 'granted',
-                  },
-                  { guard: ({ context, event }) => event.attempt === context.attempt && event.outcome.kind === 'taken', target: 'queued' },
+                  { guard: 'created', target: '#lockLease.held', actions: 'granted' },
+                  { guard: 'taken', target: 'queued' },
                   { guard: 'current', target: '#lockLease.pending.reconciling', actions: 'unknownCreate' },
                 ],
               },
