@@ -5,15 +5,21 @@
  * bus, the Raft nodes and the store's call deadlines then all run on simulated time).
  */
 import { createRaftKvStore, startRaftKvReplica, type RaftKvReplica } from '../../actors/raft/kv-store.ts';
+import type { KvStoreMachineOptions } from '../../actors/raft/kv-store-machine.ts';
 import { memoryRaftStorage } from '../../actors/raft/node.ts';
 import { createRng, type Clock } from '../../framework/clock.ts';
-import { createMemoryBus, createSystem, silentLogger, type ActorSystem } from '../../framework/index.ts';
+import { createMemoryBus, createSystem, silentLogger, type ActorSystem, type MemoryBus } from '../../framework/index.ts';
 import type { RaftKvStoreOptions, ReplicaAttempt } from '../../actors/raft/kv-store.ts';
 import type { KvStore } from '../../framework/store/store.ts';
 
 export interface RaftKvGroup {
+  readonly names: readonly string[];
   readonly replicas: readonly RaftKvReplica[];
   readonly systems: readonly ActorSystem[];
+  /** The group's bus: connect another node (a remote client) to it. */
+  readonly bus: MemoryBus;
+  /** A system on the group's bus that is not a member (stopped by `close()`). */
+  system(node: string): ActorSystem;
   /** True once one of the replicas leads. */
   hasLeader(): boolean;
   /** A new client of the group (close it yourself, or let `close()` do it). */
@@ -36,17 +42,26 @@ export interface RaftKvGroupOptions {
   seed: number;
   /** A Raft tick; elections take 10 ticks, heartbeats 2. @default 5 */
   tickMs?: number;
+  /** The systems' cluster name. @default `raft-kv-<seed>` */
+  cluster?: string;
+  /** The replicas' state machine options (equal on every replica). */
+  machine?: KvStoreMachineOptions;
 }
 
 /** Start the group; it elects a leader on its own (wait for `hasLeader()` when it matters). */
 export function startRaftKvGroup(options: RaftKvGroupOptions): RaftKvGroup {
-  const { clock, seed, tickMs = 5 } = options;
+  const { clock, seed, tickMs = 5, cluster = `raft-kv-${seed}`, machine = {} } = options;
   const bus = createMemoryBus({ clock });
   const names = ['n1', 'n2', 'n3'];
   const voters = names.map((n) => `${n}/kv`);
-  const systems = names.map((n) => createSystem({ cluster: `raft-kv-${seed}`, node: n, transport: bus.connect({ name: n }), clock, logger: silentLogger(), rng: createRng(seed * 7 + n.length) }));
-  const replicas = systems.map((sys, i) => startRaftKvReplica(sys, {
-    name: 'kv', voters, rng: createRng(seed * 10 + i), storage: memoryRaftStorage(), tickMs, electionTicks: 10, heartbeatTicks: 2,
+  const systems: ActorSystem[] = [];
+  const system = (node: string): ActorSystem => {
+    const sys = createSystem({ cluster, node, transport: bus.connect({ name: node }), clock, logger: silentLogger(), rng: createRng(seed * 7 + systems.length) });
+    systems.push(sys);
+    return sys;
+  };
+  const replicas = names.map((n, i) => startRaftKvReplica(system(n), {
+    name: 'kv', voters, rng: createRng(seed * 10 + i), storage: memoryRaftStorage(), tickMs, electionTicks: 10, heartbeatTicks: 2, ...machine,
   }));
   const clients: KvStore[] = [];
   const client = (storeOptions: Omit<RaftKvStoreOptions, 'replicas' | 'clock'>, through: readonly RaftKvReplica[]): KvStore => {
@@ -55,24 +70,14 @@ export function startRaftKvGroup(options: RaftKvGroupOptions): RaftKvGroup {
     return s;
   };
   const group: RaftKvGroup = {
+    names,
     replicas,
     systems,
+    bus,
+    system,
     hasLeader: () => replicas.some((r) => r.node.role() === 'leader'),
     store: (storeOptions = {}) => client(storeOptions, replicas),
-    ownedStore(storeOptions) {
-      const s = group.store(storeOptions);
-      return {
-        kind: s.kind,
-        get: (k) => s.get(k),
-        create: (k, v, o) => s.create(k, v, o),
-        update: (k, v, r) => s.update(k, v, r),
-        put: (k, v) => s.put(k, v),
-        delete: (k, o) => s.delete(k, o),
-        watch: (p, f, o) => s.watch(p, f, o),
-        keys: (p) => s.keys(p),
-        close: () => group.close(),
-      };
-    },
+    ownedStore: (storeOptions) => closingAlso(group.store(storeOptions), () => group.close()),
     cuttableStore(storeOptions) {
       const link = { reachable: true };
       const store = client(storeOptions ?? {}, replicas.map((r) => behind(r, link)));
@@ -84,6 +89,21 @@ export function startRaftKvGroup(options: RaftKvGroupOptions): RaftKvGroup {
     },
   };
   return group;
+}
+
+/** `store`, whose `close()` runs `close` instead (which should close `store` too). */
+export function closingAlso(store: KvStore, close: () => Promise<void>): KvStore {
+  return {
+    kind: store.kind,
+    get: (k) => store.get(k),
+    create: (k, v, o) => store.create(k, v, o),
+    update: (k, v, r) => store.update(k, v, r),
+    put: (k, v) => store.put(k, v),
+    delete: (k, o) => store.delete(k, o),
+    watch: (p, f, o) => store.watch(p, f, o),
+    keys: (p) => store.keys(p),
+    close,
+  };
 }
 
 /** An attempt whose request never arrives. */
