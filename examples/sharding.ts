@@ -5,14 +5,13 @@
  * prints how many keys moved (against the K/N ideal) and the shard hand-offs; at the end every
  * counter is checked: each message applied once, in order, and every total carried across moves.
  *
- * The membership here is the hand-driven one of the tests (test/helpers/manual-membership.ts)
- * until troupe's membership layer lands; a region takes either unchanged.
+ * Membership is troupe's own (`joinCluster`, heartbeats over the bus): n4 is `joining` for its
+ * grace period, then up; n2's `leave()` is announced, so the others see it `left` at once.
  *
  * Run: npx tsx framework/cli.ts run sharding
  */
 import { startShardRegion, type ShardRegion } from '../actors/sharding/region.ts';
-import { createLogger, createMemoryBus, createSystem, realClock, type ActorSystem } from '../framework/index.ts';
-import { createManualMembership } from '../test/helpers/manual-membership.ts';
+import { createLogger, createMemoryBus, createSystem, joinCluster, realClock, type ActorSystem, type Membership } from '../framework/index.ts';
 import { counterEntity } from './sharded-counter.ts';
 
 const KEYS = Array.from({ length: 2_000 }, (_, i) => `counter-${i}`);
@@ -23,8 +22,8 @@ export async function main(options: { say?: (line: string) => void; rounds?: num
   const rounds = options.rounds ?? 40;
   const clock = realClock();
   const bus = createMemoryBus({ clock });
-  const membership = createManualMembership(['n1', 'n2', 'n3'], () => clock.now());
   const systems = new Map<string, ActorSystem>();
+  const memberships = new Map<string, Membership>();
   const regions = new Map<string, ShardRegion>();
   const applied = new Map<string, { client: number; seq: number; total: number }[]>();
   const sent = new Map<string, number>();
@@ -35,12 +34,14 @@ export async function main(options: { say?: (line: string) => void; rounds?: num
   const start = (node: string): void => {
     const system = createSystem({ cluster: 'shards', node, transport: bus.connect({ name: node }), clock, logger: createLogger({ level: 'error' }) });
     systems.set(node, system);
+    const membership = joinCluster(system, { heartbeatIntervalMs: 100 });
+    memberships.set(node, membership);
     const entity = counterEntity((key, add, total) => {
       let list = applied.get(key);
       if (!list) applied.set(key, (list = []));
       list.push({ client: add.n, seq: add.seq, total });
     });
-    const region = startShardRegion(system, membership.view(node), { entityType: 'counter', entity, numberOfShards: SHARDS, passivateIdleMs: 30_000 });
+    const region = startShardRegion(system, membership, { entityType: 'counter', entity, numberOfShards: SHARDS, passivateIdleMs: 30_000 });
     region.on((e) => {
       if (e.type === 'handoff.sent') handOffs++;
     });
@@ -65,15 +66,20 @@ export async function main(options: { say?: (line: string) => void; rounds?: num
     }
   };
   const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-  const settle = async (): Promise<void> => {
+  const until = async (cond: () => boolean, what: string): Promise<void> => {
     for (let i = 0; i < 2_000; i++) {
-      const total = [...applied.values()].reduce((s, l) => s + l.length, 0);
-      const expected = [...sent.values()].reduce((s, n) => s + n, 0);
-      if (total === expected) return;
+      if (cond()) return;
       await pause(5);
     }
-    throw new Error('the counters did not catch up');
+    throw new Error(`${what}: not within 10 s`);
   };
+  const settle = (): Promise<void> => until(() => {
+    const total = [...applied.values()].reduce((s, l) => s + l.length, 0);
+    return total === [...sent.values()].reduce((s, n) => s + n, 0);
+  }, 'the counters catching up');
+  /** Every node of `observers` sees `node` as `status`. */
+  const seen = (node: string, status: string, observers: string[]) => (): boolean =>
+    observers.every((o) => memberships.get(o)!.members().some((m) => m.node === node && m.status === status));
   const workload = async (nodes: string[], n: number): Promise<void> => {
     for (let r = 0; r < n; r++) {
       tellFrom(nodes, 50);
@@ -82,14 +88,18 @@ export async function main(options: { say?: (line: string) => void; rounds?: num
   };
 
   try {
-    for (const n of ['n1', 'n2', 'n3', 'n4']) start(n);
+    const first = ['n1', 'n2', 'n3'];
+    for (const n of first) start(n);
     await Promise.all([...systems.values()].map((s) => s.ready()));
-    say(`4 systems on one bus; members n1, n2, n3; ${KEYS.length} counters over ${SHARDS} shards`);
+    await until(() => first.every((n) => seen(n, 'up', first)()), 'n1, n2, n3 up');
+    say(`3 systems on one bus joined the cluster; ${KEYS.length} counters over ${SHARDS} shards`);
     await workload(['n1', 'n2', 'n3'], rounds);
 
     let before = owners();
     const handOffsBefore = handOffs;
-    membership.add('n4', 'up');
+    start('n4');
+    await systems.get('n4')!.ready();
+    await until(seen('n4', 'up', ['n1', 'n2', 'n3', 'n4']), 'n4 up everywhere');
     const joinMoved = movedSince(before);
     say(`+ n4 joins: ${joinMoved} of ${KEYS.length} keys move (ideal K/N = ${KEYS.length / 4}); clients keep telling`);
     await workload(['n1', 'n2', 'n3', 'n4'], rounds);
@@ -98,14 +108,14 @@ export async function main(options: { say?: (line: string) => void; rounds?: num
 
     before = owners();
     const handOffsMid = handOffs;
-    membership.setStatus('n2', 'left');
+    await memberships.get('n2')!.leave();
+    await until(seen('n2', 'left', ['n1', 'n3', 'n4']), 'n2 seen leaving');
     const leaveMoved = movedSince(before);
     say(`- n2 leaves: ${leaveMoved} of ${KEYS.length} keys move (ideal K/N = ${KEYS.length / 4}); clients keep telling`);
     await workload(['n1', 'n3', 'n4'], rounds);
-    for (let i = 0; i < 2_000 && regions.get('n2')!.stats().hostedShards > 0; i++) await pause(5);
+    await until(() => regions.get('n2')!.stats().hostedShards === 0, 'n2 handing every shard off');
     await settle();
     say(`  ${handOffs - handOffsMid} shard hand-offs; n2 hosts ${regions.get('n2')!.stats().hostedShards} shards and may stop`);
-    membership.remove('n2');
     await regions.get('n2')!.stop();
 
     let total = 0;
@@ -125,6 +135,7 @@ export async function main(options: { say?: (line: string) => void; rounds?: num
     return { moved: { join: joinMoved, leave: leaveMoved }, handOffs, applied: total };
   } finally {
     for (const r of regions.values()) await r.stop();
+    for (const m of memberships.values()) await m.stop();
     for (const s of systems.values()) await s.shutdown();
   }
 }

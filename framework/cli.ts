@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ScenarioRun, ScenarioRunOptions } from './sim/scenario.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..');
@@ -30,10 +31,16 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   lock: { module: 'examples/lock.ts', summary: 'a distributed lock with fencing tokens: a paused holder overwrites without them, is refused with them' },
 };
 
-/** Simulation scenarios: name → module exporting `run(options)` and a summary. */
+/**
+ * Simulation scenarios: name → module exporting `run(options)` (`framework/sim/scenario.ts`: one
+ * seed, run as the scenario's test runs it) and a summary.
+ */
 const SCENARIOS: Record<string, { module: string; summary: string }> = {
   raft: { module: 'actors/raft/sim-scenario.ts', summary: 'a 3-node replicated KV on Raft under a mixed nemesis; the history is checked for linearizability' },
   'raft-kv-store': { module: 'actors/raft/kv-store-sim-scenario.ts', summary: 'the Raft KvStore (revisions, compare-and-set) on 3 nodes under a mixed nemesis; the history is checked for linearizability' },
+  lock: { module: 'actors/lock/sim-scenario.ts', summary: 'five clients take one lock under pauses, crashes and partitions; mutex + fencing model, fenced list checked' },
+  'leader-election': { module: 'actors/leader-election/sim-scenario.ts', summary: 'lease election of 3 candidates under a nemesis: one leadership per epoch, only the lease holder acts, liveness returns' },
+  quorum: { module: 'actors/quorum/sim-scenario.ts', summary: 'N=3 quorum reads and writes (W/R 2/2, 3/1, 1/3, version vectors) under partitions: acknowledged writes read back, reads monotonic' },
 };
 
 const HELP = `troupe — distributed-systems patterns as XState state charts in supervised actors over NATS
@@ -181,7 +188,7 @@ The same seed gives the same run; a failing run prints the command that replays 
 Options:
   --seed N          run this seed (default 1)
   --seeds N         run seeds 1..N (or --seed S --seeds N: S..S+N-1)
-  --duration MS     simulated time with clients and faults (default 2000)
+  --duration MS     simulated time with clients and faults (default: the scenario's test's)
 
 Scenarios:
 ${Object.entries(SCENARIOS).map(([n, e]) => `  ${n.padEnd(20)} ${e.summary}`).join('\n')}
@@ -205,20 +212,24 @@ async function sim(args: string[]): Promise<number> {
   };
   const first = num('--seed', 1);
   const count = num('--seeds', 1);
-  const durationMs = num('--duration', 2_000);
-  const mod = (await import(pathToFileURL(join(repoRoot, scenario.module)).href)) as {
-    runRaftScenario: (o: { seed: number; durationMs: number }) => Promise<{
-      operations: readonly unknown[]; okOps: number; check: { valid: boolean | 'unknown' }; schedule: readonly unknown[]; replay: string;
-    }>;
-  };
+  const duration = flag(args, '--duration') === undefined ? {} : { durationMs: num('--duration', 0) };
+  const [mod, { SimulationFailure }] = await Promise.all([
+    import(pathToFileURL(join(repoRoot, scenario.module)).href) as Promise<{ run: (o: ScenarioRunOptions) => Promise<ScenarioRun> }>,
+    import('./sim/failure.ts'),
+  ]);
   let failed = 0;
   for (let seed = first; seed < first + count; seed++) {
-    const r = await mod.runRaftScenario({ seed, durationMs });
-    const verdict = r.check.valid === true ? 'linearizable: yes' : r.check.valid === false ? 'linearizable: NO' : 'linearizable: undecided';
-    process.stdout.write(`seed ${seed}: ${verdict}, ${r.operations.length} operations checked (${r.okOps} acknowledged), ${r.schedule.length} faults\n`);
-    if (r.check.valid !== true) {
+    let r: ScenarioRun;
+    try {
+      r = await mod.run({ seed, ...duration });
+    } catch (err) {
+      if (!(err instanceof SimulationFailure)) throw err;
+      r = { seed, ok: false, summary: 'an invariant broke during the run', failure: err.message, replay: err.replayCommand };
+    }
+    process.stdout.write(`seed ${seed}: ${r.ok ? 'ok' : 'FAILED'} — ${r.summary}\n`);
+    if (!r.ok) {
       failed++;
-      process.stdout.write(`${JSON.stringify(r.check, null, 2).slice(0, 4_000)}\nreplay: ${r.replay}\n`);
+      process.stdout.write(`${(r.failure ?? '').slice(0, 4_000)}\nreplay: ${r.replay}\n`);
     }
   }
   if (count > 1) process.stdout.write(`${count - failed} of ${count} seeds passed\n`);

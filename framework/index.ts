@@ -55,6 +55,6 @@ export type { SvgOptions } from './inspector/diagram.ts';
 export type { KvStore, KvEntry, KvWatch } from './store/store.ts';
 export type { MemoryKvStore } from './store/memory.ts';
 export type { NatsKvStoreOptions } from './store/nats-kv.ts';
-export type { Member, MemberStatus, MembershipEvent, Membership, MembershipOptions } from './membership/membership.ts';
+export type { Member, MemberStatus, MembershipEvent, Membership, MembershipOptions, MembershipView } from './membership/membership.ts';
 export type { Receptionist, ReceptionistOptions, Listing } from './membership/receptionist.ts';
 export type { PhiAccrualDetector, PhiAccrualOptions } from './membership/phi-accrual.ts';

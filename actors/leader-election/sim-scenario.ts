@@ -18,6 +18,7 @@
 import { createRng, type Rng } from '../../framework/clock.ts';
 import { StoreUnavailableError } from '../../framework/errors.ts';
 import { randomSchedule, type FaultEvent, type FaultKind } from '../../framework/sim/nemesis.ts';
+import type { ScenarioRun, ScenarioRunOptions } from '../../framework/sim/scenario.ts';
 import { createSimulation, type Simulation } from '../../framework/sim/simulation.ts';
 import { createMemoryKvStore } from '../../framework/store/memory.ts';
 import type { KvEntry, KvStore, KvWatch } from '../../framework/store/store.ts';
@@ -167,10 +168,10 @@ export async function runElectionScenario(options: ElectionScenarioOptions): Pro
   const renewIntervalMs = options.renewIntervalMs ?? 150;
   const safetyMarginMs = options.safetyMarginMs ?? 60;
   const storeTimeoutMs = options.storeTimeoutMs ?? 100;
-  const sim = createSimulation({ seed, nodes: [...CANDIDATES, STORE_NODE], scenario: 'election', latencyMs: [1, 10], trace: false });
+  const sim = createSimulation({ seed, nodes: [...CANDIDATES, STORE_NODE], scenario: 'leader-election', latencyMs: [1, 10], trace: false });
   const store = createMemoryKvStore({ clock: sim.clock });
   const rng = sim.rng;
-  const replay = `LEADER_ELECTION_SEED=${seed} LEADER_ELECTION_SEEDS=1 npx vitest run --config test/vitest.config.ts test/sim/leader-election.test.ts`;
+  const replay = sim.replayCommand();
 
   /** Ground truth: the lease as the store holds it. */
   let truth: { epoch: number; lastWriteMs: number } | undefined;
@@ -258,4 +259,20 @@ export async function runElectionScenario(options: ElectionScenarioOptions): Pro
   } finally {
     await sim.shutdown();
   }
+}
+
+/**
+ * `troupe sim leader-election --seed N`: the run test/sim/leader-election.test.ts makes of seed N
+ * (4 s of faults). Rejects with a `SimulationFailure` when an invariant breaks.
+ */
+export async function run(options: ScenarioRunOptions): Promise<ScenarioRun> {
+  const r = await runElectionScenario({ seed: options.seed, ...(options.durationMs !== undefined ? { durationMs: options.durationMs } : {}) });
+  const ok = r.recoveredInMs <= r.recoveryBoundMs;
+  return {
+    seed: r.seed,
+    ok,
+    summary: `${r.elections.length} leaderships, ${r.acts} leader acts checked against the lease, ${r.schedule.length} faults, a leader ${r.recoveredInMs} ms after the last (bound ${r.recoveryBoundMs} ms)`,
+    ...(ok ? {} : { failure: `no leader within ${r.recoveryBoundMs} ms of the last fault (${r.recoveredInMs} ms)` }),
+    replay: r.replay,
+  };
 }

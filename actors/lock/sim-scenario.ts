@@ -17,6 +17,7 @@ import { checkLinearizable, type CheckResult } from '../../framework/sim/lineari
 import { mutexModel, type MutexState } from '../../framework/sim/models.ts';
 import { OpType, type Operation } from '../../framework/sim/history.ts';
 import { randomSchedule, type FaultEvent } from '../../framework/sim/nemesis.ts';
+import { linearizabilityRun, type ScenarioRun, type ScenarioRunOptions } from '../../framework/sim/scenario.ts';
 import { createSimulation, type SimNode } from '../../framework/sim/simulation.ts';
 import { createMemoryKvStore } from '../../framework/store/memory.ts';
 import { FencedResource, fencedMessages, fencedWrite, readFenced } from './fenced-resource.ts';
@@ -218,6 +219,14 @@ export async function runLockScenario(options: LockScenarioOptions): Promise<Loc
     appendsRejected: rejected,
     violations,
     schedule,
-    replay: `LOCK_SIM_SEED=${seed} LOCK_SIM_SEEDS=1 npx vitest run --config test/vitest.config.ts test/sim/lock.test.ts`,
+    replay: sim.replayCommand(),
   };
+}
+
+/** `troupe sim lock --seed N`: the run test/sim/lock.test.ts makes of seed N (8 s). */
+export async function run(options: ScenarioRunOptions): Promise<ScenarioRun> {
+  const r = await runLockScenario({ seed: options.seed, ...(options.durationMs !== undefined ? { durationMs: options.durationMs } : {}) });
+  const checked = linearizabilityRun(r.seed, r.check, `mutex + fencing model, ${r.operations.length} operations checked, ${r.grants} grants, ${r.appendsRejected} stale appends refused, ${r.schedule.length} faults`, r.replay);
+  if (r.violations.length === 0) return checked;
+  return { ...checked, ok: false, failure: [...r.violations.slice(0, 5), checked.failure ?? ''].join('\n').trim() };
 }

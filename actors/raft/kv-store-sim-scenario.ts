@@ -15,6 +15,7 @@ import { checkLinearizable, type CheckResult } from '../../framework/sim/lineari
 import { registerModel } from '../../framework/sim/models.ts';
 import type { Operation } from '../../framework/sim/history.ts';
 import type { FaultEvent, FaultKind } from '../../framework/sim/nemesis.ts';
+import { linearizabilityRun, type ScenarioRun, type ScenarioRunOptions } from '../../framework/sim/scenario.ts';
 import { createSimulation } from '../../framework/sim/simulation.ts';
 import { createRaftKvStore, startRaftKvReplica, type RaftKvReplica } from './kv-store.ts';
 import { memoryRaftStorage, type RaftStorage } from './node.ts';
@@ -131,5 +132,8 @@ export async function runRaftKvStoreScenario(options: RaftKvStoreScenarioOptions
   }
 }
 
-/** The name the `troupe sim` command calls. */
-export const runRaftScenario = runRaftKvStoreScenario;
+/** `troupe sim raft-kv-store --seed N`: the run test/sim/raft-kv-store.test.ts makes of seed N (2 s). */
+export async function run(options: ScenarioRunOptions): Promise<ScenarioRun> {
+  const r = await runRaftKvStoreScenario({ seed: options.seed, durationMs: options.durationMs ?? 2_000 });
+  return linearizabilityRun(r.seed, r.check, `${r.operations.length} operations checked (${r.okOps} acknowledged, ${r.okCas} compare-and-sets), ${r.schedule.length} faults, ${r.restores} snapshot restores`, r.replay);
+}

@@ -11,6 +11,7 @@ import { checkLinearizable, type CheckResult } from '../../framework/sim/lineari
 import { registerModel } from '../../framework/sim/models.ts';
 import type { Operation } from '../../framework/sim/history.ts';
 import type { FaultEvent, FaultKind } from '../../framework/sim/nemesis.ts';
+import { linearizabilityRun, type ScenarioRun, type ScenarioRunOptions } from '../../framework/sim/scenario.ts';
 import { createSimulation } from '../../framework/sim/simulation.ts';
 import { KvClient, startKvReplica, type KvReplica } from './kv.ts';
 import { memoryRaftStorage, type RaftStorage } from './node.ts';
@@ -128,4 +129,10 @@ export async function runRaftScenario(options: RaftScenarioOptions): Promise<Raf
   const result = { seed, operations, check, schedule: [...sim.schedule], okOps, snapshotsRestored: restored + replicas.reduce((n, r) => n + r.restored, 0), leaders, replay: sim.replayCommand() };
   await sim.shutdown();
   return result;
+}
+
+/** `troupe sim raft --seed N`: the run test/sim/raft-kv.test.ts makes of seed N (2 s, compaction every 20 entries). */
+export async function run(options: ScenarioRunOptions): Promise<ScenarioRun> {
+  const r = await runRaftScenario({ seed: options.seed, durationMs: options.durationMs ?? 2_000, snapshotEveryEntries: 20 });
+  return linearizabilityRun(r.seed, r.check, `${r.operations.length} operations checked (${r.okOps} acknowledged), ${r.schedule.length} faults, ${r.snapshotsRestored} snapshot restores`, r.replay);
 }

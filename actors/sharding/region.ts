@@ -16,7 +16,7 @@ import type { ActorRef, Origin } from '../../framework/ref.ts';
 import { NoRespondersError, UnknownMessageTypeError } from '../../framework/errors.ts';
 import { defineActor, type ActorSystem } from '../../framework/index.ts';
 import type { SupervisionOptions } from '../../framework/supervision.ts';
-import type { MembershipView, MemberStatus } from './membership-view.ts';
+import type { MembershipView, MemberStatus } from '../../framework/membership/membership.ts';
 import { ownerTable, shardOf } from './placement.ts';
 import { ShardState, shardMachine, type ShardEffect, type ShardStateName } from './machine.ts';
 import {

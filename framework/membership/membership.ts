@@ -56,6 +56,12 @@ export interface Membership extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+/**
+ * The read-only part of a {@link Membership}: what a consumer that only follows the cluster needs
+ * (cluster sharding, for one). A test may drive one by hand.
+ */
+export type MembershipView = Pick<Membership, 'self' | 'members' | 'subscribe'>;
+
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
 export const DEFAULT_PHI_THRESHOLD = 8;
 export const DEFAULT_ACCEPTABLE_PAUSE_MS = 1_000;

@@ -1,10 +1,10 @@
 /**
  * A membership driven by hand, for tests: one cluster-wide member list and one view per node.
  * Changes reach every attached view at once (as if gossip were instantaneous), unless a view is
- * detached — a crashed node's view stops hearing anything. Shapes match
- * `framework/membership/membership.ts`, so the real membership can replace it unchanged.
+ * detached — a crashed node's view stops hearing anything. Its views are the real
+ * `MembershipView` of `framework/membership/membership.ts`, so `joinCluster` replaces it unchanged.
  */
-import type { Member, MemberStatus, MembershipEvent, MembershipView } from '../../actors/sharding/membership-view.ts';
+import type { Member, MemberStatus, MembershipEvent, MembershipView } from '../../framework/membership/membership.ts';
 
 export interface ManualView extends MembershipView {
   /** Stop notifying this view's subscribers (its node crashed). */

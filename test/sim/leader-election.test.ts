@@ -20,6 +20,8 @@ import { NotLeaderError } from '../../framework/errors.ts';
 import { createSimulation } from '../../framework/sim/simulation.ts';
 import { createMemoryKvStore } from '../../framework/store/memory.ts';
 
+// a failing seed names its replay: npx tsx framework/cli.ts sim leader-election --seed N (a broken
+// invariant rejects with a SimulationFailure that ends with it)
 const SEEDS = Number(process.env['LEADER_ELECTION_SEEDS'] ?? 200);
 const FIRST = Number(process.env['LEADER_ELECTION_SEED'] ?? 1);
 
@@ -45,10 +47,11 @@ describe('lease election on the simulator', () => {
     let worstRecovery = 0;
     for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
       const r = await runElectionScenario({ seed });
+      expect(r.replay).toBe(`npx tsx framework/cli.ts sim leader-election --seed ${seed}`); // troupe sim leader-election runs exactly this
       elections += r.elections.length;
       acts += r.acts;
       worstRecovery = Math.max(worstRecovery, r.recoveredInMs);
-      expect(r.recoveredInMs).toBeLessThanOrEqual(r.recoveryBoundMs);
+      expect(r.recoveredInMs, `seed ${seed}: slow recovery — replay: ${r.replay}`).toBeLessThanOrEqual(r.recoveryBoundMs);
     }
     console.log(`leader-election: ${SEEDS} seeds, ${elections} leaderships, ${acts} leader acts checked, worst recovery ${worstRecovery} ms`);
     expect(elections).toBeGreaterThan(2 * SEEDS); // the faults did force re-elections

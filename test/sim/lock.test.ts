@@ -17,6 +17,7 @@ describe('distributed lock, simulated', () => {
     let lost = 0;
     for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
       const r = await runLockScenario({ seed });
+      expect(r.replay).toBe(`npx tsx framework/cli.ts sim lock --seed ${seed}`); // troupe sim lock runs exactly this
       if (r.check.valid !== true || r.violations.length > 0) {
         const why = r.check.valid === false ? r.check.witness.message : r.check.valid === 'unknown' ? 'checker gave up' : '';
         throw new Error(`seed ${seed}: ${r.violations.join('; ')} ${why}\nreplay: ${r.replay}`);

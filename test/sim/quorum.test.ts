@@ -1,165 +1,47 @@
 /**
- * The quorum replica group on the deterministic simulator: three replica nodes, two client nodes
- * with their own coordinators, a seeded nemesis (partitions, one-way links, a majorities ring,
- * isolation, loss, duplication, reordering, delays, pauses, clock skew — no crashes: replicas keep
- * their data in memory). Every run's client history is checked for the quorum guarantees:
- *
- * 1. an acknowledged write is read back (or superseded) by every quorum read that starts after it;
- * 2. successive quorum reads are monotonic (a read never returns an older version than one that
- *    completed before it started), thanks to blocking read repair;
- * 3. a failed write that one read returned is never "unseen" by a later read.
+ * The quorum replica group on the deterministic simulator: every configuration of
+ * `QUORUM_SIM_CONFIGS` over many seeds of actors/quorum/sim-scenario.ts (a seeded nemesis; each
+ * history checked for read-your-acknowledged-writes, monotonic reads, failed writes never unseen).
+ * A failing seed prints the command that replays it (`npx tsx framework/cli.ts sim quorum --seed N`);
+ * QUORUM_SIM_SEED=N QUORUM_SIM_SEEDS=1 reruns this test on one seed.
  *
  * Plus three scripted partitions: a failed write surfacing and staying, a sloppy quorum with hinted
- * handoff, and the error a read gets when its quorum is cut off. A failing seed names itself; rerun
- * one with QUORUM_SIM_SEED=N QUORUM_SIM_SEEDS=1.
+ * handoff, and the error a read gets when its quorum is cut off.
  */
 import { describe, expect, it } from 'vitest';
-import { createRng } from '../../framework/clock.ts';
-import { isQuorumUnreachableError, QuorumUnreachableError } from '../../framework/errors.ts';
-import type { FaultKind } from '../../framework/sim/nemesis.ts';
+import { QuorumUnreachableError } from '../../framework/errors.ts';
 import { createSimulation, type Simulation } from '../../framework/sim/simulation.ts';
-import { createQuorumGroup, type QuorumGroupOptions, type QuorumVersion, type Versioning } from '../../actors/quorum/quorum.ts';
+import { createQuorumGroup, type QuorumVersion } from '../../actors/quorum/quorum.ts';
 import { messages as quorumMessages } from '../../actors/quorum/quorum.pb.ts';
 import { spawnQuorumReplica, type QuorumReplicaContext } from '../../actors/quorum/replica.ts';
-import { compareVectors, compareVersions } from '../../actors/quorum/versions.ts';
+import {
+  checkQuorumHistory, describeQuorumConfig, QUORUM_SIM_CONFIGS, runQuorumScenario, type Op,
+} from '../../actors/quorum/sim-scenario.ts';
+import { replayCommand } from '../../framework/sim/failure.ts';
 
 const SEEDS = Number(process.env['QUORUM_SIM_SEEDS'] ?? 30);
 const FIRST = Number(process.env['QUORUM_SIM_SEED'] ?? 1);
 const REPLICAS = ['r1', 'r2', 'r3'];
-const CLIENTS = ['c1', 'c2'];
-const KEYS = ['k0', 'k1'];
-const FAULTS: readonly FaultKind[] = ['partition', 'partitionOneWay', 'majoritiesRing', 'isolate', 'drop', 'duplicate', 'delay', 'reorder', 'pause', 'skew'];
 const ADDRESSES = REPLICAS.map((r) => `${r}/replica`);
 
-type Op =
-  | { f: 'write'; ok: boolean; client: string; key: string; value: string; version: QuorumVersion; invoke: number; complete: number }
-  | { f: 'read'; client: string; key: string; value: string | undefined; version: QuorumVersion | undefined; context: Record<string, number>; invoke: number; complete: number };
-type Write = Extract<Op, { f: 'write' }>;
-type Read = Extract<Op, { f: 'read' }>;
-
-interface RunResult {
-  ops: Op[];
-  failedWritesSeen: number;
-  violations: string[];
-  faults: number;
-}
-
-/** Is what read `r` returned at least as new as `v` (a write's version or an earlier read's)? */
-function atLeast(versioning: Versioning, r: Read, v: { version: QuorumVersion | undefined; context?: Record<string, number> }): boolean {
-  if (versioning === 'vv') {
-    const mine = r.context;
-    const theirs = v.context ?? v.version?.vector ?? {};
-    const o = compareVectors(mine, theirs);
-    return o === 'after' || o === 'equal';
-  }
-  if (v.version === undefined) return true;
-  return r.version !== undefined && compareVersions(r.version, v.version) >= 0;
-}
-
-async function runScenario(seed: number, quorum: Pick<QuorumGroupOptions, 'w' | 'r' | 'versioning'>, durationMs = 3_000): Promise<RunResult> {
-  const versioning = quorum.versioning ?? 'lww';
-  const sim = createSimulation({ seed, nodes: [...REPLICAS, ...CLIENTS], scenario: 'quorum', latencyMs: [1, 10] });
-  try {
-    for (const r of REPLICAS) spawnQuorumReplica(sim.system(r), { name: 'replica' });
-    sim.nemesis.randomSchedule(createRng(seed ^ 0x5eed), { durationMs, faults: FAULTS, gapMs: [100, 500], faultMs: [200, 1_000] });
-    const rng = createRng(seed * 7 + 1);
-    const ops: Op[] = [];
-    const client = async (id: string): Promise<void> => {
-      const kv = createQuorumGroup(sim.system(id, { messages: [quorumMessages] }), { replicas: ADDRESSES, ...quorum, timeoutMs: 100, name: 'kv' });
-      let n = 0;
-      while (sim.now() < durationMs) {
-        await new Promise<void>((resolve) => sim.clock.setTimeout(resolve, 5 + rng.int(20)));
-        const key = KEYS[rng.int(KEYS.length)]!;
-        const invoke = sim.now();
-        if (rng.next() < 0.4) {
-          const value = `${id}-${++n}`;
-          try {
-            const w = await kv.put(key, value);
-            ops.push({ f: 'write', ok: true, client: id, key, value, version: w.version, invoke, complete: sim.now() });
-          } catch (err) {
-            if (!isQuorumUnreachableError(err)) throw err;
-            // the version is not in the error: find it later by its (unique) value, if a read returns it
-            ops.push({ f: 'write', ok: false, client: id, key, value, version: { wallMs: 0, logical: 0, writer: '', vector: {} }, invoke, complete: sim.now() });
-          }
-        } else {
-          try {
-            const r = await kv.get(key);
-            ops.push({ f: 'read', client: id, key, value: r.value, version: r.version, context: { ...r.context.vector }, invoke, complete: sim.now() });
-          } catch (err) {
-            if (!isQuorumUnreachableError(err)) throw err;
-          }
-        }
-      }
-    };
-    let done = false;
-    const clients = Promise.all(CLIENTS.map(client)).then(() => { done = true; });
-    await sim.run({ until: () => done, maxSteps: 2_000_000 });
-    await clients;
-    return { ...check(ops, versioning), ops, faults: sim.schedule.length };
-  } finally {
-    await sim.shutdown();
-  }
-}
-
-function check(ops: readonly Op[], versioning: Versioning): { failedWritesSeen: number; violations: string[] } {
-  const violations: string[] = [];
-  const reads = ops.filter((o): o is Read => o.f === 'read');
-  const writes = ops.filter((o): o is Write => o.f === 'write');
-  const show = (o: Op): string => `${o.client} ${o.f} ${o.key}=${o.value ?? '∅'} [${o.invoke}, ${o.complete}]`;
-  for (const r of reads) {
-    // 1. acknowledged writes are read back
-    for (const w of writes) {
-      if (w.ok && w.key === r.key && w.complete < r.invoke && !atLeast(versioning, r, w)) {
-        violations.push(`acknowledged write not read back: ${show(w)} then ${show(r)}`);
-      }
-    }
-    // 2. monotonic reads
-    for (const p of reads) {
-      if (p.key === r.key && p.complete < r.invoke && !atLeast(versioning, r, p)) {
-        violations.push(`read went back in time: ${show(p)} then ${show(r)}`);
-      }
-    }
-  }
-  // 3. a failed write, once seen, stays seen
-  let failedWritesSeen = 0;
-  for (const f of writes.filter((w) => !w.ok)) {
-    const seen = reads.filter((r) => r.key === f.key && r.value === f.value);
-    if (seen.length === 0) continue;
-    failedWritesSeen++;
-    const first = seen.reduce((a, b) => (b.complete < a.complete ? b : a));
-    for (const r of reads) {
-      if (r.key === f.key && r.invoke > first.complete && !atLeast(versioning, r, first)) {
-        violations.push(`failed write ${show(f)} seen by ${show(first)}, then unseen by ${show(r)}`);
-      }
-    }
-  }
-  return { failedWritesSeen, violations };
-}
-
 describe('quorum replica group, simulated under a seeded nemesis', () => {
-  const configs: Array<Pick<QuorumGroupOptions, 'w' | 'r' | 'versioning'>> = [
-    { w: 2, r: 2 },
-    { w: 3, r: 1 },
-    { w: 1, r: 3 },
-    { w: 2, r: 2, versioning: 'vv' },
-  ];
-  for (const q of configs) {
-    it(`N=3 W=${q.w} R=${q.r} ${q.versioning ?? 'lww'}: ${SEEDS} seeds — acknowledged writes read back, reads monotonic, failed writes never unseen`, async () => {
+  for (const q of QUORUM_SIM_CONFIGS) {
+    it(`N=3 ${describeQuorumConfig(q)}: ${SEEDS} seeds — acknowledged writes read back, reads monotonic, failed writes never unseen`, async () => {
       let okWrites = 0;
       let failedWrites = 0;
       let okReads = 0;
       let seenFailed = 0;
       for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
-        const r = await runScenario(seed, q);
+        const r = await runQuorumScenario(seed, q);
         if (r.violations.length > 0) {
-          throw new Error(`seed ${seed} (W=${q.w} R=${q.r} ${q.versioning ?? 'lww'}): ${r.violations.length} violation(s)\n${r.violations.slice(0, 5).join('\n')}\nrerun: QUORUM_SIM_SEED=${seed} QUORUM_SIM_SEEDS=1`);
+          throw new Error(`seed ${seed} (${describeQuorumConfig(q)}): ${r.violations.length} violation(s)\n${r.violations.slice(0, 5).join('\n')}\nreplay: ${replayCommand('quorum', seed)}`);
         }
         okWrites += r.ops.filter((o) => o.f === 'write' && o.ok).length;
         failedWrites += r.ops.filter((o) => o.f === 'write' && !o.ok).length;
         okReads += r.ops.filter((o) => o.f === 'read').length;
         seenFailed += r.failedWritesSeen;
       }
-      console.log(`quorum W=${q.w} R=${q.r} ${q.versioning ?? 'lww'}: ${SEEDS} seeds, ${okWrites} writes acknowledged, ${failedWrites} failed (${seenFailed} of them seen by a read), ${okReads} reads`);
+      console.log(`quorum ${describeQuorumConfig(q)}: ${SEEDS} seeds, ${okWrites} writes acknowledged, ${failedWrites} failed (${seenFailed} of them seen by a read), ${okReads} reads`);
       // the runs did real work under real faults: writes and reads succeeded, and some failed
       expect(okWrites).toBeGreaterThan(SEEDS);
       expect(okReads).toBeGreaterThan(SEEDS);
@@ -173,12 +55,12 @@ describe('quorum replica group, simulated under a seeded nemesis', () => {
       { f: 'write', ok: true, client: 'c1', key: 'k', value: 'a', version: v(10), invoke: 0, complete: 5 },
       { f: 'read', client: 'c2', key: 'k', value: undefined, version: undefined, context: {}, invoke: 6, complete: 8 },
     ];
-    expect(check(ops, 'lww').violations).toHaveLength(1);
+    expect(checkQuorumHistory(ops, 'lww').violations).toHaveLength(1);
     const ops2: Op[] = [
       { f: 'read', client: 'c1', key: 'k', value: 'b', version: v(20), context: {}, invoke: 0, complete: 5 },
       { f: 'read', client: 'c2', key: 'k', value: 'a', version: v(10), context: {}, invoke: 6, complete: 8 },
     ];
-    expect(check(ops2, 'lww').violations[0]).toMatch(/back in time/);
+    expect(checkQuorumHistory(ops2, 'lww').violations[0]).toMatch(/back in time/);
   });
 });
 

@@ -14,44 +14,13 @@ import { silentLogger } from '../../framework/log.ts';
 import { createMemoryKvStore } from '../../framework/store/memory.ts';
 import { createSystem } from '../../framework/system.ts';
 import { faultyStore } from '../helpers/lock-fixtures.ts';
-import { lockScenarios, type LockBackend } from '../helpers/lock-scenarios.ts';
+import { lockScenarios, simulatedTimeBackend } from '../helpers/lock-scenarios.ts';
 
 const settle = async (): Promise<void> => {
   for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
 };
 
-const memoryBackend: LockBackend = {
-  name: 'the memory store (simulated clock)',
-  ttlMs: 3_000,
-  sectionsPerClient: 1_000,
-  marginMs: 10,
-  testTimeoutMs: 60_000,
-  async setup() {
-    const clock = simulatedClock(1_000_000);
-    const store = createMemoryKvStore({ clock });
-    const system = createSystem({ cluster: 'test', node: 'n1', clock, logger: silentLogger(), rng: createRng(7) });
-    return {
-      store,
-      clock,
-      system,
-      async until(cond, what, maxMs) {
-        const deadline = clock.now() + maxMs;
-        for (;;) {
-          await settle();
-          if (cond()) return;
-          if (clock.now() >= deadline) throw new Error(`${what}: not within ${maxMs} simulated ms`);
-          clock.increment(1);
-        }
-      },
-      async close() {
-        await system.shutdown();
-        await store.close();
-      },
-    };
-  },
-};
-
-lockScenarios(memoryBackend);
+lockScenarios(simulatedTimeBackend('the memory store (simulated clock)', async (clock) => createMemoryKvStore({ clock }), { ttlMs: 3_000 }));
 
 describe('lock options', () => {
   const clock = simulatedClock();

@@ -20,9 +20,9 @@ import { createRemoteRaftKvStore, startRaftKvStoreService } from '../../actors/r
 import { memoryRaftStorage } from '../../actors/raft/node.ts';
 import { createRng, realClock } from '../../framework/clock.ts';
 import { isStoreUnavailableError, StoreUnavailableError } from '../../framework/errors.ts';
-import { createMemoryBus, createSystem, silentLogger, type ActorSystem } from '../../framework/index.ts';
 import { createSimulation } from '../../framework/sim/simulation.ts';
 import type { KvEntry, KvStore } from '../../framework/store/store.ts';
+import { closingAlso, startRaftKvGroup } from '../helpers/raft-kv-group.ts';
 import { storeConformance } from '../helpers/store-conformance.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -40,38 +40,14 @@ let groupSeq = 0;
  */
 function inProcessStore(opts: { history?: number; ttlMs?: number } = {}, form: 'local' | 'remote' = 'local'): KvStore {
   const g = ++groupSeq;
-  const clock = realClock();
-  const bus = createMemoryBus({ clock });
-  const names = ['n1', 'n2', 'n3'];
-  const voters = names.map((n) => `${n}/kv`);
-  const system = (n: string): ActorSystem => createSystem({ cluster: `kvs${g}`, node: n, transport: bus.connect({ name: n }), clock, logger: silentLogger() });
-  const systems = names.map(system);
-  const replicas = systems.map((sys, i) => startRaftKvReplica(sys, {
-    name: 'kv', voters, rng: createRng(g * 10 + i), storage: memoryRaftStorage(), tickMs: 5, electionTicks: 10, heartbeatTicks: 2, ...opts,
-  }));
-  let store: KvStore;
-  if (form === 'local') {
-    store = createRaftKvStore({ replicas, clock, name: `group${g}`, rng: createRng(g) });
-  } else {
-    systems.forEach((sys, i) => startRaftKvStoreService(sys, () => replicas[i]!));
-    const clientSystem = system('client');
-    systems.push(clientSystem);
-    store = createRemoteRaftKvStore({ system: clientSystem, services: names.map((n) => `${n}/kv-store`), name: `group${g}`, rng: createRng(g) });
-  }
-  return {
-    kind: store.kind,
-    get: (k) => store.get(k),
-    create: (k, v, o) => store.create(k, v, o),
-    update: (k, v, r) => store.update(k, v, r),
-    put: (k, v) => store.put(k, v),
-    delete: (k, o) => store.delete(k, o),
-    watch: (p, f, o) => store.watch(p, f, o),
-    keys: (p) => store.keys(p),
-    close: async () => {
-      await store.close();
-      await Promise.all(systems.map((s) => s.shutdown()));
-    },
-  };
+  const group = startRaftKvGroup({ clock: realClock(), seed: g, cluster: `kvs${g}`, machine: opts });
+  if (form === 'local') return group.ownedStore({ name: `group${g}`, rng: createRng(g) });
+  group.systems.forEach((sys, i) => startRaftKvStoreService(sys, () => group.replicas[i]!));
+  const store = createRemoteRaftKvStore({ system: group.system('client'), services: group.names.map((n) => `${n}/kv-store`), name: `group${g}`, rng: createRng(g) });
+  return closingAlso(store, async () => {
+    await store.close();
+    await group.close();
+  });
 }
 
 for (const form of ['local', 'remote'] as const) {

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createSharding, startShardRegion, type RegionEvent, type ShardRegion, type ShardRegionOptions } from '../../actors/sharding/region.ts';
 import { counterEntity } from '../../examples/sharded-counter.ts';
 import { UnknownMessageTypeError } from '../../framework/errors.ts';
+import { joinCluster, type Membership, type MembershipView } from '../../framework/membership/membership.ts';
 import { createSimulation, type Simulation } from '../../framework/sim/simulation.ts';
 import { createManualMembership, type ManualMembership } from '../helpers/manual-membership.ts';
 
@@ -30,7 +31,16 @@ interface Cluster {
   live(): string[];
 }
 
-function cluster(seed: number, initial: readonly string[], options: Partial<ShardRegionOptions> = {}): Cluster {
+/**
+ * Regions on simulated nodes n1–n4, `initial` started. Each region's view of the cluster comes from
+ * `viewOf` (by default the hand-driven `membership`, where `initial` are already up).
+ */
+function cluster(
+  seed: number,
+  initial: readonly string[],
+  options: Partial<ShardRegionOptions> = {},
+  viewOf?: (sim: Simulation, node: string) => MembershipView,
+): Cluster {
   const all = ['n1', 'n2', 'n3', 'n4'];
   const sim = createSimulation({ seed, nodes: all, scenario: 'sharding', latencyMs: [1, 5] });
   const membership = createManualMembership(initial, () => sim.now());
@@ -49,7 +59,7 @@ function cluster(seed: number, initial: readonly string[], options: Partial<Shar
       if (!list) applied.set(key, (list = []));
       list.push({ client: add.n, seq: add.seq, total, node });
     });
-    const r = startShardRegion(sim.system(node), membership.view(node), {
+    const r = startShardRegion(sim.system(node), viewOf ? viewOf(sim, node) : membership.view(node), {
       entityType: 'counter', entity, numberOfShards: SHARDS, passivateIdleMs: 0, claimRetryMs: 50, gapTimeoutMs: 300, ...options,
     });
     const log: RegionEvent[] = [];
@@ -479,4 +489,51 @@ describe('sharding: random membership changes under load', () => {
       await c.sim.shutdown();
     });
   }
+});
+
+describe('sharding on the real membership (joinCluster, heartbeats over the simulated network)', () => {
+  it('a node joins → shards move to it; a node leaves gracefully → its shards hand off; every message applied once, in order', async () => {
+    const memberships = new Map<string, Membership>();
+    const c = cluster(41, ['n1', 'n2', 'n3'], {}, (sim, node) => {
+      const m = joinCluster(sim.system(node), { heartbeatIntervalMs: 50, acceptableHeartbeatPauseMs: 200 });
+      memberships.set(node, m);
+      return m;
+    });
+    /** Every given node's own view lists `node` with `status`. */
+    const seenAs = (node: string, status: string, by: readonly string[]) => (): boolean =>
+      by.every((n) => memberships.get(n)!.members().some((m) => m.node === node && m.status === status));
+    const allUp = (nodes: readonly string[]) => (): boolean => nodes.every((n) => seenAs(n, 'up', nodes)());
+    await c.sim.run({ until: allUp(['n1', 'n2', 'n3']), maxSteps: 100_000 });
+    await workload(c, 10);
+
+    // n4 joins: it is `joining` for its grace period, then announces itself up; clients keep telling
+    c.start('n4');
+    await workload(c, 5, ['n1', 'n2', 'n3']);
+    await c.sim.run({ until: allUp(['n1', 'n2', 'n3', 'n4']), maxSteps: 100_000 });
+    await workload(c, 10, ['n1', 'n2', 'n3', 'n4']);
+    await c.sim.run({ until: quiet(c), maxSteps: 200_000 });
+    const joinHandOffs = count(c, 'handoff.sent');
+    expect(joinHandOffs).toBeGreaterThan(0);
+    expect(c.regions.get('n4')!.stats().hostedShards).toBeGreaterThan(0);
+    expect([...c.applied.values()].some((l) => l.some((a) => a.node === 'n4') && l.some((a) => a.node !== 'n4'))).toBe(true);
+
+    // n2 leaves gracefully: everyone sees `left` (not suspect, not down), and n2 hands every shard off
+    const hosted = c.regions.get('n2')!.stats().hostedShards;
+    expect(hosted).toBeGreaterThan(0);
+    let left = false;
+    void memberships.get('n2')!.leave().then(() => { left = true; });
+    await workload(c, 10, ['n1', 'n2', 'n3', 'n4']);
+    await c.sim.run({ until: () => left && seenAs('n2', 'left', ['n1', 'n3', 'n4'])() && c.regions.get('n2')!.stats().hostedShards === 0 && quiet(c)(), maxSteps: 200_000 });
+    expect(count(c, 'handoff.sent') - joinHandOffs).toBeGreaterThanOrEqual(hosted);
+    for (const n of ['n1', 'n3', 'n4']) expect(memberships.get(n)!.members().map((m) => `${m.node}:${m.status}`)).toContain('n2:left');
+    await c.regions.get('n2')!.stop();
+    c.sim.nemesis.crash('n2');
+    await workload(c, 10, ['n1', 'n3', 'n4']);
+    await c.sim.run({ until: quiet(c), maxSteps: 200_000 });
+    await c.sim.run({ forMs: 50 });
+    for (let s = 0; s < SHARDS; s++) expect(c.regions.get('n1')!.ownerOf(s)).not.toBe('n2');
+    expectAllDelivered(c);
+    expect(expectOrderedNoDuplicates(c)).toBe([...c.sent.values()].reduce((n, l) => n + l.length, 0));
+    await c.sim.shutdown();
+  });
 });
