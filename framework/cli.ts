@@ -28,6 +28,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   'leader-election': { module: 'examples/leader-election.ts', summary: 'three candidates over a lease: the leader paused past its lease, killed, resigning; elections with epochs' },
   quorum: { module: 'examples/quorum.ts', summary: 'a quorum replica group under a partition: W/R settings trade availability for stale reads (CAP, as a table)' },
   lock: { module: 'examples/lock.ts', summary: 'a distributed lock with fencing tokens: a paused holder overwrites without them, is refused with them' },
+  database: { module: 'examples/database/main.ts', summary: 'case study: a multi-Raft database (3 ranges on 4 nodes) under a workload and faults; throughput, latency, linearizability' },
 };
 
 /** Simulation scenarios: name → module exporting `run(options)` and a summary. */
