@@ -35,6 +35,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
 const SCENARIOS: Record<string, { module: string; summary: string }> = {
   raft: { module: 'actors/raft/sim-scenario.ts', summary: 'a 3-node replicated KV on Raft under a mixed nemesis; the history is checked for linearizability' },
   'raft-kv-store': { module: 'actors/raft/kv-store-sim-scenario.ts', summary: 'the Raft KvStore (revisions, compare-and-set) on 3 nodes under a mixed nemesis; the history is checked for linearizability' },
+  database: { module: 'examples/database/sim-scenario.ts', summary: 'the database case study (3 Raft ranges on 4 nodes) under kill-leader, partition, pause; linearizability per range' },
 };
 
 const HELP = `troupe — distributed-systems patterns as XState state charts in supervised actors over NATS
@@ -183,6 +184,8 @@ Options:
   --seed N          run this seed (default 1)
   --seeds N         run seeds 1..N (or --seed S --seeds N: S..S+N-1)
   --duration MS     simulated time with clients and faults (default 2000)
+  --faults A,B      fault kinds to apply (scenario-specific; database: kill-leader,partition,pause or none)
+  --report          print the scenario's full report (scenarios that make one: database)
 
 Scenarios:
 ${Object.entries(SCENARIOS).map(([n, e]) => `  ${n.padEnd(20)} ${e.summary}`).join('\n')}
@@ -207,14 +210,16 @@ async function sim(args: string[]): Promise<number> {
   const first = num('--seed', 1);
   const count = num('--seeds', 1);
   const durationMs = num('--duration', 2_000);
-  const mod = (await import(pathToFileURL(join(repoRoot, scenario.module)).href)) as {
-    runRaftScenario: (o: { seed: number; durationMs: number }) => Promise<{
-      operations: readonly unknown[]; okOps: number; check: { valid: boolean | 'unknown' }; schedule: readonly unknown[]; replay: string;
-    }>;
-  };
+  const faults = flag(args, '--faults');
+  type ScenarioRun = (o: { seed: number; durationMs: number; faults?: string[] }) => Promise<{
+    operations: readonly unknown[]; okOps: number; check: { valid: boolean | 'unknown' }; schedule: readonly unknown[]; replay: string; summary?: string;
+  }>;
+  const mod = (await import(pathToFileURL(join(repoRoot, scenario.module)).href)) as { runRaftScenario?: ScenarioRun; runScenario?: ScenarioRun };
+  const runScenario = (mod.runScenario ?? mod.runRaftScenario)!;
   let failed = 0;
   for (let seed = first; seed < first + count; seed++) {
-    const r = await mod.runRaftScenario({ seed, durationMs });
+    const r = await runScenario({ seed, durationMs, ...(faults !== undefined ? { faults: faults === 'none' ? [] : faults.split(',') } : {}) });
+    if (r.summary !== undefined && (args.includes('--report') || count === 1)) process.stdout.write(r.summary);
     const verdict = r.check.valid === true ? 'linearizable: yes' : r.check.valid === false ? 'linearizable: NO' : 'linearizable: undecided';
     process.stdout.write(`seed ${seed}: ${verdict}, ${r.operations.length} operations checked (${r.okOps} acknowledged), ${r.schedule.length} faults\n`);
     if (r.check.valid !== true) {

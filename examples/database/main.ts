@@ -21,7 +21,7 @@ import { memoryRaftStorage, type RaftStorage } from '../../actors/raft/node.ts';
 import { messages as kvMessages } from '../../actors/raft/kv.pb.ts';
 import {
   connectNats, createLogger, createMemoryBus, createRng, createSystem, entropySeed, realClock, withFaults,
-  type ActorSystem, type FaultyTransport, type InspectionSink,
+  type ActorSystem, type Clock, type FaultyTransport, type InspectionSink,
 } from '../../framework/index.ts';
 import { actorSubject } from '../../framework/transport/subjects.ts';
 import { startNodeProcess } from '../../framework/node-process.ts';
@@ -51,6 +51,8 @@ export interface DatabaseOptions {
   write?: (text: string) => void;
   /** Progress bar in place (TTY) or plain lines. @default whether stdout is a TTY */
   tty?: boolean;
+  /** Aborting it stops the workload as Ctrl-C does: drain, then report what ran. */
+  signal?: AbortSignal;
 }
 
 /** Run the case study; resolves with the report (also written out). */
@@ -81,7 +83,7 @@ export async function main(options: DatabaseOptions = {}): Promise<DatabaseRepor
       title: `database report (${processes ? 'processes over NATS' : 'embedded'}; ${layout})`,
       system: cluster.client, topology, target: cluster.target, clock, rng: createRng(entropySeed()), durationMs,
       faults: options.faults ?? FAULT_NAMES, ...(options.clients !== undefined ? { clients: options.clients } : {}),
-      stopped: () => stopped,
+      stopped: () => stopped || options.signal?.aborted === true,
       onStart: () => { startedMs = clock.now(); write('every range has a leader; workload running\n'); tick(); },
       onSample: (s) => { if (s.outcome === 'ok') counts.ok++; else counts.errors++; },
       onFault: (f) => { lastFault = `⚡ ${f.kind} ${f.node}`; progress.finish(); write(`⚡ ${(f.atMs / 1_000).toFixed(1)} s: ${f.description}\n`); },
@@ -97,8 +99,6 @@ export async function main(options: DatabaseOptions = {}): Promise<DatabaseRepor
     await cluster.close();
   }
 }
-
-type Clock = ReturnType<typeof realClock>;
 
 interface Cluster {
   client: ActorSystem;
