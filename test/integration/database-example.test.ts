@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { main } from '../../examples/database/main.ts';
+import type { InspectionEvent } from '../../framework/index.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 describe('examples/database (embedded)', () => {
@@ -37,5 +38,19 @@ describe('examples/database (embedded)', () => {
     expect(report.elapsedMs).toBeLessThan(10_000);
     expect(report.ok).toBeGreaterThan(0);
     expect(report.linearizable).toBe(true);
+  }, 60_000);
+
+  it('feeds an inspection sink (troupe run database --inspect): every range\'s Raft charts and the per-range breakers and bulkheads', async () => {
+    const events: InspectionEvent[] = [];
+    const report = await main({ durationMs: 1_500, faults: ['kill-leader'], write: () => undefined, tty: false, inspect: (e) => events.push(e) });
+    expect(report.linearizable).toBe(true);
+    const spawned = new Set(events.filter((e) => e.kind === 'actor.spawned').map((e) => (e as { actor: string }).actor));
+    for (const r of ['r0', 'r1', 'r2']) {
+      expect(spawned).toContain(`client/breaker-${r}`);
+      expect(spawned).toContain(`client/bulkhead-${r}`);
+      expect([...spawned].filter((a) => a.endsWith(`/raft-${r}`))).toHaveLength(3);
+    }
+    const leaders = events.filter((e) => e.kind === 'actor.snapshot' && JSON.stringify((e as { value: unknown }).value).includes('"role":"leader"'));
+    expect(leaders.length).toBeGreaterThanOrEqual(3);
   }, 60_000);
 });
