@@ -116,7 +116,7 @@ async function run(args: string[]): Promise<number> {
   publisher.flush();
   await new Promise((r) => setImmediate(r)); // the bus delivers on the next turn
   if (server.stats().received === 0) {
-    process.stderr.write(`troupe: example '${name}' takes no inspection sink, so the inspector recorded nothing (examples that do: resilience, replicated-cart, ping-pong)\n`);
+    process.stderr.write(`troupe: example '${name}' takes no inspection sink, so the inspector recorded nothing (examples that do: resilience, replicated-cart, ping-pong, database)\n`);
   }
   process.stdout.write(`example finished; the inspector keeps serving its history at ${server.url} (Ctrl-C to stop)\n`);
   await untilSignal();
@@ -212,7 +212,7 @@ async function sim(args: string[]): Promise<number> {
   const durationMs = num('--duration', 2_000);
   const faults = flag(args, '--faults');
   type ScenarioRun = (o: { seed: number; durationMs: number; faults?: string[] }) => Promise<{
-    operations: readonly unknown[]; okOps: number; check: { valid: boolean | 'unknown' }; schedule: readonly unknown[]; replay: string; summary?: string;
+    operations: readonly unknown[]; okOps: number; check: { valid: boolean | 'unknown'; checked?: number }; schedule: readonly unknown[]; replay: string; summary?: string;
   }>;
   const mod = (await import(pathToFileURL(join(repoRoot, scenario.module)).href)) as { runRaftScenario?: ScenarioRun; runScenario?: ScenarioRun };
   const runScenario = (mod.runScenario ?? mod.runRaftScenario)!;
@@ -221,7 +221,7 @@ async function sim(args: string[]): Promise<number> {
     const r = await runScenario({ seed, durationMs, ...(faults !== undefined ? { faults: faults === 'none' ? [] : faults.split(',') } : {}) });
     if (r.summary !== undefined && (args.includes('--report') || count === 1)) process.stdout.write(r.summary);
     const verdict = r.check.valid === true ? 'linearizable: yes' : r.check.valid === false ? 'linearizable: NO' : 'linearizable: undecided';
-    process.stdout.write(`seed ${seed}: ${verdict}, ${r.operations.length} operations checked (${r.okOps} acknowledged), ${r.schedule.length} faults\n`);
+    process.stdout.write(`seed ${seed}: ${verdict}, ${r.check.checked ?? r.operations.length} operations checked (${r.okOps} acknowledged), ${r.schedule.length} faults\n`);
     if (r.check.valid !== true) {
       failed++;
       process.stdout.write(`${JSON.stringify(r.check, null, 2).slice(0, 4_000)}\nreplay: ${r.replay}\n`);

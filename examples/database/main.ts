@@ -17,7 +17,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { memoryRaftStorage, type RaftStorage } from '../../actors/raft/node.ts';
 import { messages as kvMessages } from '../../actors/raft/kv.pb.ts';
 import {
   connectNats, createLogger, createMemoryBus, createRng, createSystem, entropySeed, realClock, withFaults,
@@ -29,11 +28,13 @@ import { NATS_SERVER_MISSING, natsServerAvailable, startNatsServer, type NatsSer
 import { createLeaderTracker, FAULT_NAMES, type FaultName, type FaultTarget } from './faults.ts';
 import { createProgress, formatReport, type DatabaseReport } from './report.ts';
 import { runDatabase } from './run.ts';
-import { createTopology, startDatabaseNode, type Topology } from './topology.ts';
+import { createTopology, memoryStorages, startDatabaseNode, type Topology } from './topology.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Cluster name of every node's system. */
 export const DATABASE_CLUSTER = 'database';
+/** The subject prefix of everything addressed to `node` (what a partition cuts). */
+const nodePrefix = (node: string): string => actorSubject(DATABASE_CLUSTER, `${node}/x`).slice(0, -2);
 
 export interface DatabaseOptions {
   /** Run one OS process per node over this NATS server. */
@@ -112,7 +113,7 @@ function startEmbeddedCluster(topology: Topology, options: DatabaseOptions): Clu
   const clock = realClock();
   const rng = createRng(entropySeed());
   const tracker = createLeaderTracker();
-  const storages = new Map<string, RaftStorage>();
+  const storage = memoryStorages();
   const systems = new Map<string, ActorSystem>();
   const transports = new Map<string, FaultyTransport>();
   const logger = createLogger({ level: 'error' });
@@ -124,19 +125,13 @@ function startEmbeddedCluster(topology: Topology, options: DatabaseOptions): Clu
     systems.set(node, system);
     startDatabaseNode(system, topology, node, {
       rng: rng.fork(), onRole: (range, role, term) => tracker.onRole(node, range, role, term),
-      storage: (range) => {
-        const key = `${node}/${range}`;
-        const s = storages.get(key) ?? memoryRaftStorage(); // survives the node's restart, as a disk would
-        storages.set(key, s);
-        return s;
-      },
+      storage: storage(node),
     });
   };
   for (const n of topology.nodes) start(n);
   const clientTransport = withFaults(bus.connect({ name: 'client' }), { clock, rng: rng.fork() });
   transports.set('client', clientTransport);
   const client = createSystem({ cluster: DATABASE_CLUSTER, node: 'client', transport: clientTransport, logger, messages: [kvMessages], ...inspect });
-  const nodePrefix = (node: string): string => actorSubject(DATABASE_CLUSTER, `${node}/x`).slice(0, -2);
   const others = (node: string): FaultyTransport[] => [...transports].filter(([n]) => n !== node).map(([, t]) => t);
   const target: FaultTarget = {
     leaderOf: (range) => tracker.leaderOf(range),
@@ -214,7 +209,6 @@ async function startProcessCluster(topology: Topology, options: DatabaseOptions,
     throw err;
   }
   await client.ready();
-  const nodePrefix = (node: string): string => actorSubject(DATABASE_CLUSTER, `${node}/x`).slice(0, -2);
   const command = (node: string, line: string): void => { procs.get(node)?.stdin?.write(`${line}\n`); };
   const target: FaultTarget = {
     leaderOf: (range) => tracker.leaderOf(range),

@@ -6,14 +6,13 @@
  * `troupe sim database --seed N --faults kill-leader,partition,pause --duration MS`.
  */
 import { messages as kvMessages } from '../../actors/raft/kv.pb.ts';
-import { memoryRaftStorage, type RaftStorage } from '../../actors/raft/node.ts';
 import { createRng } from '../../framework/clock.ts';
 import type { Operation } from '../../framework/sim/history.ts';
 import { createSimulation } from '../../framework/sim/simulation.ts';
 import { createLeaderTracker, FAULT_NAMES, parseFaults, type AppliedFault, type FaultName } from './faults.ts';
 import { formatReport, type DatabaseReport } from './report.ts';
 import { runDatabase } from './run.ts';
-import { createTopology, startDatabaseNode } from './topology.ts';
+import { createTopology, memoryStorages, startDatabaseNode } from './topology.ts';
 
 export interface DatabaseScenarioOptions {
   seed: number;
@@ -46,7 +45,7 @@ export async function runScenario(options: DatabaseScenarioOptions): Promise<Dat
   const faults: FaultName[] = options.faults ? parseFaults(options.faults.join(',')) : [...FAULT_NAMES];
   const topology = createTopology();
   const tracker = createLeaderTracker();
-  const storages = new Map<string, RaftStorage>();
+  const storage = memoryStorages();
   const sim = createSimulation({
     seed, nodes: [...topology.nodes, 'client'], scenario: 'database', latencyMs: [1, 5],
     onRestart: (node) => start(node.name),
@@ -56,12 +55,7 @@ export async function runScenario(options: DatabaseScenarioOptions): Promise<Dat
     startDatabaseNode(sim.system(node), topology, node, {
       rng: createRng(seed * 1_000 + Number(node.slice(1)) * 31 + incarnation * 17),
       onRole: (range, role, term) => tracker.onRole(node, range, role, term),
-      storage: (range) => {
-        const key = `${node}/${range}`;
-        const s = storages.get(key) ?? memoryRaftStorage();
-        storages.set(key, s);
-        return s;
-      },
+      storage: storage(node),
     });
   }
   for (const n of topology.nodes) start(n);

@@ -7,7 +7,7 @@
  */
 import { startKvService } from '../../actors/raft/kv-service.ts';
 import { startKvReplica, type KvReplica } from '../../actors/raft/kv.ts';
-import type { RaftStorage } from '../../actors/raft/node.ts';
+import { memoryRaftStorage, type RaftStorage } from '../../actors/raft/node.ts';
 import type { ActorSystem, Rng } from '../../framework/index.ts';
 
 /** One range: keys in `[startKey, next range's startKey)`, replicated on `replicas` (node names). */
@@ -57,6 +57,20 @@ export function rangeOf(topology: Topology, key: string): Range {
 export const raftAddress = (node: string, range: string): string => `${node}/raft-${range}`;
 /** Address of a range's KV service on `node`. */
 export const serviceAddress = (node: string, range: string): string => `${node}/kv-${range}`;
+
+/**
+ * In-memory Raft logs, one per (node, range), kept across a node's restarts as a disk would be:
+ * `storage(node)` is what {@link startDatabaseNode} takes.
+ */
+export function memoryStorages(): (node: string) => (range: string) => RaftStorage {
+  const storages = new Map<string, RaftStorage>();
+  return (node) => (range) => {
+    const key = `${node}/${range}`;
+    const s = storages.get(key) ?? memoryRaftStorage();
+    storages.set(key, s);
+    return s;
+  };
+}
 
 /** Options of {@link startDatabaseNode}. */
 export interface DatabaseNodeOptions {

@@ -13,11 +13,11 @@ describe('examples/database (embedded)', () => {
     let out = '';
     const report = await main({ durationMs: 4_000, write: (s) => { out += s; }, tty: false });
     expect(report.faults.map((f) => f.kind)).toEqual(['kill-leader', 'partition', 'pause']);
-    expect(report.ok).toBeGreaterThan(500);
+    expect(report.ok).toBeGreaterThan(100);
     expect(report.ranges).toHaveLength(3);
     for (const r of report.ranges) {
       expect(r.valid).toBe(true);
-      expect(r.checked).toBeGreaterThan(100);
+      expect(r.checked).toBeGreaterThan(30);
     }
     expect(report.linearizable).toBe(true);
     expect(report.timeline.flatMap((t) => t.faults)).toHaveLength(3);

@@ -18,10 +18,10 @@ describe.skipIf(!requireNatsServer())('examples/database over NATS (one process 
     const report = await main({ nats: server.url, durationMs: 9_000, write: (s) => { out += s; }, tty: false });
     expect(out).toMatch(/one OS process per node over NATS/);
     expect(report.faults.map((f) => f.kind)).toEqual(['kill-leader', 'partition', 'pause']);
-    expect(report.ok).toBeGreaterThan(300);
+    expect(report.ok).toBeGreaterThan(100);
     for (const r of report.ranges) {
       expect(r.valid).toBe(true);
-      expect(r.checked).toBeGreaterThan(50);
+      expect(r.checked).toBeGreaterThan(30);
     }
     expect(report.linearizable).toBe(true);
     // after the last fault was undone, the workload still got answers
