@@ -3,6 +3,10 @@
  * a range leader killed, a node partitioned, a leader paused while 8 clients read and write. The
  * report's invariants: progress made, every fault applied, every range's history linearizable.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../examples/database/main.ts';
 import type { InspectionEvent } from '../../framework/index.ts';
@@ -52,5 +56,31 @@ describe('examples/database (embedded)', () => {
     }
     const leaders = events.filter((e) => e.kind === 'actor.snapshot' && JSON.stringify((e as { value: unknown }).value).includes('"role":"leader"'));
     expect(leaders.length).toBeGreaterThanOrEqual(3);
+  }, 60_000);
+
+  it('troupe run database: Ctrl-C (SIGINT) drains, prints the report so far and exits 0', async () => {
+    const cli = fileURLToPath(new URL('../../framework/cli.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), cli, 'run', 'database'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = once(child, 'exit');
+    let out = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        createInterface({ input: child.stdout! }).on('line', (line) => {
+          out += `${line}\n`;
+          if (/^progress .* [1-9]\d* ok/.test(line)) resolve();
+        });
+        void exited.then(() => reject(new Error(`exited before making progress:\n${out}`)));
+      });
+      child.kill('SIGINT');
+      const [code] = (await Promise.race([
+        exited,
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`no exit 15 s after SIGINT:\n${out}`)), 15_000).unref()),
+      ])) as [number | null];
+      expect(code).toBe(0);
+      expect(out).toMatch(/Ctrl-C: draining the workload/);
+      expect(out).toMatch(/^linearizable: yes, \d+ operations checked$/m);
+    } finally {
+      child.kill('SIGKILL');
+    }
   }, 60_000);
 });
