@@ -13,7 +13,7 @@
  * Ctrl-C stops the workload, drains it and prints the report so far.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +26,7 @@ import { actorSubject } from '../../framework/transport/subjects.ts';
 import { startNodeProcess } from '../../framework/node-process.ts';
 import { NATS_SERVER_MISSING, natsServerAvailable, startNatsServer, type NatsServerHandle } from '../../framework/nats-server.ts';
 import { createLeaderTracker, FAULT_NAMES, type FaultName, type FaultTarget } from './faults.ts';
-import { createProgress, formatReport, type DatabaseReport } from './report.ts';
+import { createProgress, formatHtmlReport, formatReport, type DatabaseReport } from './report.ts';
 import { runDatabase } from './run.ts';
 import { createTopology, memoryStorages, startDatabaseNode, type Topology } from './topology.ts';
 
@@ -54,6 +54,8 @@ export interface DatabaseOptions {
   tty?: boolean;
   /** Aborting it stops the workload as Ctrl-C does: drain, then report what ran. */
   signal?: AbortSignal;
+  /** Also write the report as HTML (charts) to this file; false: don't. @default a file in the OS temp directory */
+  htmlReport?: string | false;
 }
 
 /** Run the case study; resolves with the report (also written out). */
@@ -93,6 +95,11 @@ export async function main(options: DatabaseOptions = {}): Promise<DatabaseRepor
     progress.update(clock.now() - startedMs, counts);
     progress.finish();
     write(formatReport(report));
+    if (options.htmlReport !== false) {
+      const file = options.htmlReport ?? join(tmpdir(), `troupe-database-report-${process.pid}.html`);
+      writeFileSync(file, formatHtmlReport(report));
+      write(`HTML report (charts): ${file}\n`);
+    }
     return report;
   } finally {
     if (ticker.id !== undefined) clock.clearTimeout(ticker.id);

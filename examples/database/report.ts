@@ -148,3 +148,38 @@ export function createProgress(options: { durationMs: number; write: (s: string)
     },
   };
 }
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** One SVG line chart over the timeline, with a dashed red line at each fault. */
+function svgChart(r: DatabaseReport, series: ReadonlyArray<{ label: string; color: string; value: (t: TimelineRow) => number }>, unit: string): string {
+  const w = 720, h = 200, left = 50, bottom = 24, top = 10;
+  const rows = r.timeline;
+  const max = Math.max(1, ...rows.flatMap((t) => series.map((s) => s.value(t))));
+  const span = Math.max(1, r.elapsedMs);
+  const x = (ms: number): number => left + ((w - left - 10) * ms) / span;
+  const y = (v: number): number => top + (h - top - bottom) * (1 - v / max);
+  const lines = series.map((s) => `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${rows.map((t) => `${x(t.fromMs).toFixed(1)},${y(s.value(t)).toFixed(1)}`).join(' ')}"/>`);
+  const faults = r.faults.map((f) => `<line x1="${x(f.atMs)}" x2="${x(f.atMs)}" y1="${top}" y2="${h - bottom}" stroke="#c00" stroke-dasharray="4 3"/><text x="${x(f.atMs) + 3}" y="${top + 10}" fill="#c00">⚡ ${esc(f.kind)} ${esc(f.node)}</text>`);
+  const legend = series.map((s, i) => `<text x="${left + 10 + i * 120}" y="${h - 4}" fill="${s.color}">■ ${esc(s.label)}</text>`);
+  return `<svg width="${w}" height="${h}" font-family="monospace" font-size="11"><line x1="${left}" y1="${h - bottom}" x2="${w - 10}" y2="${h - bottom}" stroke="#888"/><line x1="${left}" y1="${top}" x2="${left}" y2="${h - bottom}" stroke="#888"/><text x="4" y="${top + 8}">${Math.round(max)} ${esc(unit)}</text><text x="${w - 60}" y="${h - bottom + 12}">${(span / 1_000).toFixed(1)} s</text>${lines.join('')}${faults.join('')}${legend.join('')}</svg>`;
+}
+
+/** The report as a self-contained HTML page: throughput and latency over time with the faults marked, and the tables. */
+export function formatHtmlReport(r: DatabaseReport): string {
+  const sliceS = r.timeline.length > 1 ? (r.timeline[1]!.fromMs - r.timeline[0]!.fromMs) / 1_000 : 1;
+  const row = (cells: readonly (string | number)[]): string => `<tr>${cells.map((c) => `<td>${esc(String(c))}</td>`).join('')}</tr>`;
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(r.title)}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;color:#1f2933}td,th{padding:2px 10px;text-align:left}table{border-collapse:collapse}tr:nth-child(even){background:#f3f4f6}.yes{color:#070}.no{color:#c00}</style></head><body>
+<h1>${esc(r.title)}</h1>
+<p>${r.operations} operations in ${(r.elapsedMs / 1_000).toFixed(1)} s: ${r.ok} ok, ${r.failed} failed (not applied), ${r.indeterminate} indeterminate —
+throughput <b>${r.throughputPerSec.toFixed(0)} ops/s</b>, latency p50 <b>${ms(r.p50Ms)}</b>, p99 <b>${ms(r.p99Ms)}</b>.</p>
+<p class="${r.linearizable ? 'yes' : 'no'}"><b>linearizable: ${r.linearizable ? 'yes' : 'NO'}, ${r.checked} operations checked</b></p>
+<h2>Throughput</h2>${svgChart(r, [{ label: 'ok ops/s', color: '#2563eb', value: (t) => t.ok / sliceS }, { label: 'errors/s', color: '#d97706', value: (t) => t.errors / sliceS }], 'ops/s')}
+<h2>Latency</h2>${svgChart(r, [{ label: 'p50', color: '#059669', value: (t) => t.p50Ms }, { label: 'p99', color: '#7c3aed', value: (t) => t.p99Ms }], 'ms')}
+<h2>Linearizability per range</h2><table><tr><th>range</th><th>verdict</th><th>operations checked</th></tr>${r.ranges.map((v) => row([v.range, verdict(v.valid), v.checked])).join('')}</table>
+<h2>Faults</h2><table><tr><th>at</th><th>fault</th></tr>${r.faults.map((f) => row([`${(f.atMs / 1_000).toFixed(1)} s`, f.description])).join('')}</table>
+<h2>Errors by type</h2><table><tr><th>error</th><th>count</th></tr>${Object.entries(r.errors).map(([k, v]) => row([k, v])).join('')}</table>
+</body></html>
+`;
+}

@@ -5,6 +5,9 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +18,9 @@ import { waitFor } from '../helpers/wait-for.ts';
 describe('examples/database (embedded)', () => {
   it('makes progress through three faults and every range stays linearizable', async () => {
     let out = '';
-    const report = await main({ durationMs: 4_000, write: (s) => { out += s; }, tty: false });
+    const dir = mkdtempSync(join(tmpdir(), 'troupe-db-test-'));
+    const htmlReport = join(dir, 'report.html');
+    const report = await main({ durationMs: 4_000, write: (s) => { out += s; }, tty: false, htmlReport });
     expect(report.faults.map((f) => f.kind)).toEqual(['kill-leader', 'partition', 'pause']);
     expect(report.ok).toBeGreaterThan(100);
     expect(report.ranges).toHaveLength(3);
@@ -30,12 +35,17 @@ describe('examples/database (embedded)', () => {
     expect(out).toMatch(/throughput +\d+ ops\/s/);
     expect(out).toMatch(/latency +p50 [\d.]+ ms, p99 [\d.]+ ms/);
     expect(out).toMatch(/^linearizable: yes, \d+ operations checked$/m);
+    const html = readFileSync(htmlReport, 'utf8');
+    expect(html).toMatch(/linearizable: yes, \d+ operations checked/);
+    expect(html.match(/<svg/g)).toHaveLength(2);
+    expect(html).toContain('⚡ kill-leader');
+    rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
   it('stops early when aborted (as on Ctrl-C), drains, and reports what ran', async () => {
     const abort = new AbortController();
     let out = '';
-    const running = main({ durationMs: 30_000, faults: [], write: (s) => { out += s; }, tty: false, signal: abort.signal });
+    const running = main({ durationMs: 30_000, faults: [], write: (s) => { out += s; }, tty: false, signal: abort.signal, htmlReport: false });
     await waitFor(() => /progress .* [1-9]\d* ok/.test(out), { timeoutMs: 15_000, message: 'a progress line with acknowledged operations' });
     abort.abort();
     const report = await running;
@@ -46,7 +56,7 @@ describe('examples/database (embedded)', () => {
 
   it('feeds an inspection sink (troupe run database --inspect): every range\'s Raft charts and the per-range breakers and bulkheads', async () => {
     const events: InspectionEvent[] = [];
-    const report = await main({ durationMs: 1_500, faults: ['kill-leader'], write: () => undefined, tty: false, inspect: (e) => events.push(e) });
+    const report = await main({ durationMs: 1_500, faults: ['kill-leader'], write: () => undefined, tty: false, htmlReport: false, inspect: (e) => events.push(e) });
     expect(report.linearizable).toBe(true);
     const spawned = new Set(events.filter((e) => e.kind === 'actor.spawned').map((e) => (e as { actor: string }).actor));
     for (const r of ['r0', 'r1', 'r2']) {
@@ -79,6 +89,9 @@ describe('examples/database (embedded)', () => {
       expect(code).toBe(0);
       expect(out).toMatch(/Ctrl-C: draining the workload/);
       expect(out).toMatch(/^linearizable: yes, \d+ operations checked$/m);
+      const html = /^HTML report \(charts\): (.+)$/m.exec(out)?.[1];
+      expect(html).toBeDefined();
+      rmSync(html!, { force: true });
     } finally {
       child.kill('SIGKILL');
     }

@@ -15,7 +15,7 @@ describe.skipIf(!requireNatsServer())('examples/database over NATS (one process 
   it('makes progress through a killed leader, a partition and a pause; every range stays linearizable', async () => {
     const server = await servers.start();
     let out = '';
-    const report = await main({ nats: server.url, durationMs: 9_000, write: (s) => { out += s; }, tty: false });
+    const report = await main({ nats: server.url, durationMs: 9_000, write: (s) => { out += s; }, tty: false, htmlReport: false });
     expect(out).toMatch(/one OS process per node over NATS/);
     expect(report.faults.map((f) => f.kind)).toEqual(['kill-leader', 'partition', 'pause']);
     expect(report.ok).toBeGreaterThan(100);
