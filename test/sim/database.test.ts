@@ -4,7 +4,9 @@
  * linearizable, the faults applied, progress made — and the same seed must replay the same run.
  */
 import { describe, expect, it } from 'vitest';
+import { buildReport, formatReport } from '../../examples/database/report.ts';
 import { runScenario } from '../../examples/database/sim-scenario.ts';
+import { createTopology, rangeOf } from '../../examples/database/topology.ts';
 
 describe('troupe sim database', () => {
   it('stays linearizable per range under kill-leader, partition and pause (seed 1), and replays identically', async () => {
@@ -40,4 +42,18 @@ describe('troupe sim database', () => {
   it('rejects an unknown fault name', async () => {
     await expect(runScenario({ seed: 1, faults: ['meteor'] })).rejects.toThrow(/unknown fault 'meteor'/);
   });
+
+  it('the report says NO, and for which range, when one read in the history saw a value never written', async () => {
+    const r = await runScenario({ seed: 3, durationMs: 1_000, faults: [] });
+    const ops = [...r.operations];
+    const i = ops.findIndex((o) => o.f === 'read' && o.type === 'ok' && o.value !== null);
+    expect(i).toBeGreaterThanOrEqual(0);
+    ops[i] = { ...ops[i]!, value: 'never-written' };
+    const topology = createTopology();
+    const report = buildReport({ title: 'tampered', topology, samples: [], operations: ops, faults: [], elapsedMs: 1_000 });
+    const bad = rangeOf(topology, ops[i]!.key).id;
+    expect(report.linearizable).toBe(false);
+    expect(report.ranges.filter((v) => v.valid === false).map((v) => v.range)).toEqual([bad]);
+    expect(formatReport(report)).toMatch(new RegExp(`${bad}: linearizable: NO`));
+  }, 30_000);
 });
