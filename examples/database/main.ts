@@ -65,10 +65,17 @@ export async function main(options: DatabaseOptions = {}): Promise<DatabaseRepor
   const durationMs = options.durationMs ?? (processes ? 15_000 : 12_000);
   const topology = createTopology();
   const layout = `${topology.nodes.length} nodes, ${topology.ranges.length} ranges × 3 replicas (${topology.ranges.map((r) => `${r.id}: ${r.replicas.join(',')}`).join('; ')})`;
-  const cluster = processes ? await startProcessCluster(topology, options, write) : startEmbeddedCluster(topology, options);
+  // from here on Ctrl-C stops the workload (a second one ends the process)
   let stopped = false;
   const onSigint = (): void => { stopped = true; write('\nCtrl-C: draining the workload…\n'); };
   process.once('SIGINT', onSigint);
+  let cluster: Cluster;
+  try {
+    cluster = processes ? await startProcessCluster(topology, options, write) : startEmbeddedCluster(topology, options);
+  } catch (err) {
+    process.removeListener('SIGINT', onSigint);
+    throw err;
+  }
   // performance.now(): sub-millisecond latencies on the embedded bus
   const clock: Clock = { ...realClock(), now: () => performance.now() };
   const progress = createProgress({ durationMs, write, tty: options.tty ?? process.stdout.isTTY === true });

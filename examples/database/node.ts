@@ -5,7 +5,8 @@
  * TROUPE_DB_NODES and TROUPE_DB_RANGES (the topology's shape), TROUPE_INSPECT=1 (publish
  * inspection events). Prints `ready` once serving and `role <range> <role> <term>` on every
  * leadership change. Reads commands on stdin: `isolate` cuts everything it sends (a partition as
- * the others see it), `heal` restores it. Started by main.ts.
+ * the others see it), `heal` restores it; stops when stdin closes (its parent is gone) or on
+ * SIGTERM, and ignores SIGINT (main.ts drains, then stops it). Started by main.ts.
  */
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -42,10 +43,14 @@ startDatabaseNode(system, topology, node, {
 });
 await system.ready();
 console.log('ready');
-createInterface({ input: process.stdin }).on('line', (line) => {
-  if (line === 'isolate') transport.partition(() => true);
-  else if (line === 'heal') transport.heal();
-});
 const stop = (): void => void system.shutdown().then(() => { for (const s of storages) s.close(); process.exit(0); });
+createInterface({ input: process.stdin })
+  .on('line', (line) => {
+    if (line === 'isolate') transport.partition(() => true);
+    else if (line === 'heal') transport.heal();
+  })
+  .on('close', stop); // the parent is gone: do not linger
 process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+// Ctrl-C in a terminal reaches the whole process group: the parent drains its workload against
+// this node first, then stops it
+process.on('SIGINT', () => undefined);
