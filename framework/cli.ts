@@ -29,6 +29,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   'leader-election': { module: 'examples/leader-election.ts', summary: 'three candidates over a lease: the leader paused past its lease, killed, resigning; elections with epochs' },
   quorum: { module: 'examples/quorum.ts', summary: 'a quorum replica group under a partition: W/R settings trade availability for stale reads (CAP, as a table)' },
   lock: { module: 'examples/lock.ts', summary: 'a distributed lock with fencing tokens: a paused holder overwrites without them, is refused with them' },
+  database: { module: 'examples/database/main.ts', summary: 'case study: a multi-Raft database (3 ranges on 4 nodes) under a workload and faults; throughput, latency, linearizability' },
 };
 
 /**
@@ -41,6 +42,7 @@ const SCENARIOS: Record<string, { module: string; summary: string }> = {
   lock: { module: 'actors/lock/sim-scenario.ts', summary: 'five clients take one lock under pauses, crashes and partitions; mutex + fencing model, fenced list checked' },
   'leader-election': { module: 'actors/leader-election/sim-scenario.ts', summary: 'lease election of 3 candidates under a nemesis: one leadership per epoch, only the lease holder acts, liveness returns' },
   quorum: { module: 'actors/quorum/sim-scenario.ts', summary: 'N=3 quorum reads and writes (W/R 2/2, 3/1, 1/3, version vectors) under partitions: acknowledged writes read back, reads monotonic' },
+  database: { module: 'examples/database/sim-scenario.ts', summary: 'the database case study (3 Raft ranges on 4 nodes) under kill-leader, partition, pause; linearizability per range' },
 };
 
 const HELP = `troupe — distributed-systems patterns as XState state charts in supervised actors over NATS
@@ -121,7 +123,7 @@ async function run(args: string[]): Promise<number> {
   publisher.flush();
   await new Promise((r) => setImmediate(r)); // the bus delivers on the next turn
   if (server.stats().received === 0) {
-    process.stderr.write(`troupe: example '${name}' takes no inspection sink, so the inspector recorded nothing (examples that do: resilience, replicated-cart, ping-pong)\n`);
+    process.stderr.write(`troupe: example '${name}' takes no inspection sink, so the inspector recorded nothing (examples that do: resilience, replicated-cart, ping-pong, database)\n`);
   }
   process.stdout.write(`example finished; the inspector keeps serving its history at ${server.url} (Ctrl-C to stop)\n`);
   await untilSignal();
@@ -189,6 +191,8 @@ Options:
   --seed N          run this seed (default 1)
   --seeds N         run seeds 1..N (or --seed S --seeds N: S..S+N-1)
   --duration MS     simulated time with clients and faults (default: the scenario's test's)
+  --faults A,B      fault kinds to apply (scenarios that take them: database — kill-leader,partition,pause or none)
+  --report          print the scenario's full report for every seed (scenarios that make one: database; always with one seed)
 
 Scenarios:
 ${Object.entries(SCENARIOS).map(([n, e]) => `  ${n.padEnd(20)} ${e.summary}`).join('\n')}
@@ -213,6 +217,8 @@ async function sim(args: string[]): Promise<number> {
   const first = num('--seed', 1);
   const count = num('--seeds', 1);
   const duration = flag(args, '--duration') === undefined ? {} : { durationMs: num('--duration', 0) };
+  const faultsFlag = flag(args, '--faults');
+  const faults = faultsFlag === undefined ? {} : { faults: faultsFlag === 'none' ? [] : faultsFlag.split(',') };
   const [mod, { SimulationFailure }] = await Promise.all([
     import(pathToFileURL(join(repoRoot, scenario.module)).href) as Promise<{ run: (o: ScenarioRunOptions) => Promise<ScenarioRun> }>,
     import('./sim/failure.ts'),
@@ -221,11 +227,12 @@ async function sim(args: string[]): Promise<number> {
   for (let seed = first; seed < first + count; seed++) {
     let r: ScenarioRun;
     try {
-      r = await mod.run({ seed, ...duration });
+      r = await mod.run({ seed, ...duration, ...faults });
     } catch (err) {
       if (!(err instanceof SimulationFailure)) throw err;
       r = { seed, ok: false, summary: 'an invariant broke during the run', failure: err.message, replay: err.replayCommand };
     }
+    if (r.report !== undefined && (args.includes('--report') || count === 1)) process.stdout.write(r.report);
     process.stdout.write(`seed ${seed}: ${r.ok ? 'ok' : 'FAILED'} — ${r.summary}\n`);
     if (!r.ok) {
       failed++;

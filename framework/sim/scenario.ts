@@ -11,6 +11,8 @@ export interface ScenarioRunOptions {
   seed: number;
   /** Simulated time with clients and faults. @default the scenario's test's */
   durationMs?: number;
+  /** Fault kinds to apply, for scenarios that take them (others reject an unknown kind or ignore it). */
+  faults?: readonly string[];
 }
 
 /** One seed's outcome. */
@@ -24,6 +26,8 @@ export interface ScenarioRun {
   readonly failure?: string;
   /** The command that replays this seed. */
   readonly replay: string;
+  /** A full report (several lines), for scenarios that make one. */
+  readonly report?: string;
 }
 
 /** A run whose verdict is a linearizability check of its history. */
