@@ -28,12 +28,14 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   'leader-election': { module: 'examples/leader-election.ts', summary: 'three candidates over a lease: the leader paused past its lease, killed, resigning; elections with epochs' },
   quorum: { module: 'examples/quorum.ts', summary: 'a quorum replica group under a partition: W/R settings trade availability for stale reads (CAP, as a table)' },
   lock: { module: 'examples/lock.ts', summary: 'a distributed lock with fencing tokens: a paused holder overwrites without them, is refused with them' },
+  ecommerce: { module: 'examples/ecommerce/main.ts', summary: 'case study: a shop in two regions under a partition, a crash and a slow dependency; report (text + HTML)' },
 };
 
 /** Simulation scenarios: name → module exporting `run(options)` and a summary. */
 const SCENARIOS: Record<string, { module: string; summary: string }> = {
   raft: { module: 'actors/raft/sim-scenario.ts', summary: 'a 3-node replicated KV on Raft under a mixed nemesis; the history is checked for linearizability' },
   'raft-kv-store': { module: 'actors/raft/kv-store-sim-scenario.ts', summary: 'the Raft KvStore (revisions, compare-and-set) on 3 nodes under a mixed nemesis; the history is checked for linearizability' },
+  ecommerce: { module: 'examples/ecommerce/sim-scenario.ts', summary: 'the e-commerce case study under partition, crash and slow payments (--inventory, --faults); its invariants checked' },
 };
 
 const HELP = `troupe — distributed-systems patterns as XState state charts in supervised actors over NATS
@@ -65,6 +67,8 @@ Options:
                   troupe inspect --help), --wait (start once a browser is connected), --pace MS
                   (pause between the example's steps, default 1000)
   --help          this text
+  ecommerce only: --inventory quorum|weak|available, --duration MS, --faults partition,kill,slow|all|none,
+                  --clients N, --seed N, --report FILE.html (default .scratch/ecommerce-report.html)
 
 Examples:
 ${Object.entries(EXAMPLES).map(([n, e]) => `  ${n.padEnd(20)} ${e.summary}`).join('\n')}
@@ -90,11 +94,11 @@ async function run(args: string[]): Promise<number> {
   const example = EXAMPLES[name];
   if (!example) throw new UsageError(`no example named '${name}'; try one of: ${Object.keys(EXAMPLES).join(', ')}`);
   const mod = (await import(pathToFileURL(join(repoRoot, example.module)).href)) as {
-    main: (o: { nats?: string; spawnNats?: boolean; inspect?: unknown; paceMs?: number }) => Promise<unknown>;
+    main: (o: { nats?: string; spawnNats?: boolean; inspect?: unknown; paceMs?: number; argv?: readonly string[] }) => Promise<unknown>;
   };
   const nats = flag(args, '--nats');
   if (!args.includes('--inspect')) {
-    await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats') });
+    await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats'), argv: args.slice(1) });
     return 0;
   }
   // embedded inspection: the example's systems publish on a private in-process bus the server reads
@@ -110,7 +114,7 @@ async function run(args: string[]): Promise<number> {
     await server.waitForClient();
   }
   const paceMs = Number(flag(args, '--pace') ?? 1_000);
-  await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats'), inspect: publisher.sink, paceMs });
+  await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats'), inspect: publisher.sink, paceMs, argv: args.slice(1) });
   publisher.flush();
   await new Promise((r) => setImmediate(r)); // the bus delivers on the next turn
   if (server.stats().received === 0) {
@@ -181,7 +185,9 @@ The same seed gives the same run; a failing run prints the command that replays 
 Options:
   --seed N          run this seed (default 1)
   --seeds N         run seeds 1..N (or --seed S --seeds N: S..S+N-1)
-  --duration MS     simulated time with clients and faults (default 2000)
+  --duration MS     simulated time with clients and faults (default 2000; ecommerce 6000)
+  --inventory S     ecommerce: quorum (default) | weak | available
+  --faults LIST     ecommerce: partition,kill,slow | all (default) | none
 
 Scenarios:
 ${Object.entries(SCENARIOS).map(([n, e]) => `  ${n.padEnd(20)} ${e.summary}`).join('\n')}
@@ -207,12 +213,19 @@ async function sim(args: string[]): Promise<number> {
   const count = num('--seeds', 1);
   const durationMs = num('--duration', 2_000);
   const mod = (await import(pathToFileURL(join(repoRoot, scenario.module)).href)) as {
+    /** Scenarios that check their own invariants (ecommerce) report text and a verdict. */
+    runSimScenario?: (o: { seed: number; argv: readonly string[] }) => Promise<{ ok: boolean; text: string; replay: string }>;
     runRaftScenario: (o: { seed: number; durationMs: number }) => Promise<{
       operations: readonly unknown[]; okOps: number; check: { valid: boolean | 'unknown' }; schedule: readonly unknown[]; replay: string;
     }>;
   };
   let failed = 0;
-  for (let seed = first; seed < first + count; seed++) {
+  for (let seed = first; seed < first + count && mod.runSimScenario; seed++) {
+    const r = await mod.runSimScenario({ seed, argv: args });
+    process.stdout.write(`seed ${seed}:\n${r.text}\nreplay: ${r.replay}\n`);
+    if (!r.ok) failed++;
+  }
+  for (let seed = first; seed < first + count && !mod.runSimScenario; seed++) {
     const r = await mod.runRaftScenario({ seed, durationMs });
     const verdict = r.check.valid === true ? 'linearizable: yes' : r.check.valid === false ? 'linearizable: NO' : 'linearizable: undecided';
     process.stdout.write(`seed ${seed}: ${verdict}, ${r.operations.length} operations checked (${r.okOps} acknowledged), ${r.schedule.length} faults\n`);
