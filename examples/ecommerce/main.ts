@@ -25,7 +25,7 @@ import type { FaultyTransport } from '../../framework/transport/faults.ts';
 import { cutOff, SHOP_MESSAGES, startShopNode, type ShopNode } from './node.ts';
 import { formatText, renderHtml, summarize, type ShopReport } from './report.ts';
 import {
-  faultSchedule, gatewayOf, GATEWAY_MESSAGES, INVENTORY_SETTINGS, parseFaults, regionOf, REGIONS, runShop, shopConfig,
+  faultSchedule, flagOf, gatewayOf, regionSide, GATEWAY_MESSAGES, INVENTORY_SETTINGS, parseFaults, regionOf, REGIONS, runShop, shopConfig,
   type InventorySetting, type Region, type ShopConfig, type ShopPlatform,
 } from './topology.ts';
 
@@ -49,11 +49,6 @@ export interface EcommerceOptions {
   say?: (line: string) => void;
   /** Progress output (a bar on a terminal). */
   progress?: (line: string) => void;
-}
-
-function flagOf(argv: readonly string[] | undefined, name: string): string | undefined {
-  const i = argv?.indexOf(name) ?? -1;
-  return i >= 0 ? argv![i + 1] : undefined;
 }
 
 function resolveOptions(o: EcommerceOptions): Required<Pick<EcommerceOptions, 'durationMs' | 'faults' | 'clientsPerRegion' | 'seed' | 'report'>> & { inventory: InventorySetting } {
@@ -89,7 +84,7 @@ async function embedded(config: ShopConfig, seed: number, inspect: InspectionSin
   };
   const nodes = new Map<string, ShopNode>(config.nodes.map((n, i) => [n, startShopNode(create(n, i), config)]));
   REGIONS.forEach((r, i) => create(gatewayOf(r), 100 + i));
-  const side = (r: Region): string[] => [...config.nodes.filter((n) => regionOf(n) === r), gatewayOf(r)];
+  const side = (r: Region): string[] => regionSide(config, r);
   try {
     return await run({
       clock, rng: createRng(seed), sleep: sleeper(clock),

@@ -9,7 +9,7 @@ import { createSimulation } from '../../framework/sim/simulation.ts';
 import { SHOP_MESSAGES, startShopNode } from './node.ts';
 import { formatText, summarize, type ShopReport } from './report.ts';
 import {
-  faultSchedule, gatewayOf, GATEWAY_MESSAGES, INVENTORY_SETTINGS, inventorySettings, parseFaults, regionOf, REGIONS, runShop, shopConfig,
+  faultSchedule, flagOf, gatewayOf, regionSide, GATEWAY_MESSAGES, INVENTORY_SETTINGS, inventorySettings, parseFaults, REGIONS, runShop, shopConfig,
   type InventorySetting, type Region,
 } from './topology.ts';
 
@@ -56,7 +56,7 @@ export async function runEcommerceScenario(options: EcommerceScenarioOptions): P
   const messages = [...SHOP_MESSAGES, ...GATEWAY_MESSAGES];
   for (const n of config.nodes) startShopNode(sim.system(n, { messages }), config);
   for (const g of gateways) sim.system(g, { messages });
-  const side = (r: Region): string[] => [...config.nodes.filter((n) => regionOf(n) === r), gatewayOf(r)];
+  const side = (r: Region): string[] => regionSide(config, r);
   try {
     let done = false;
     const running = runShop({
@@ -76,11 +76,6 @@ export async function runEcommerceScenario(options: EcommerceScenarioOptions): P
     await sim.shutdown();
   }
 }
-
-const flagOf = (argv: readonly string[], name: string): string | undefined => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
 
 /** The CLI's entry (`troupe sim ecommerce`): the report as text, and whether the promised invariants held. */
 export async function runSimScenario(o: { seed: number; argv: readonly string[] }): Promise<{ ok: boolean; text: string; replay: string }> {

@@ -34,6 +34,15 @@ export const stockEntityType = (s: InventorySetting, region: Region): string => 
 export const regionOf = (node: string): Region => (node.startsWith('us') ? 'us' : 'eu');
 export const otherRegion = (r: Region): Region => (r === 'eu' ? 'us' : 'eu');
 
+/** The nodes on `r`'s side of a region partition: its shop nodes and its gateway. */
+export const regionSide = (config: ShopConfig, r: Region): string[] => [...config.nodes.filter((n) => regionOf(n) === r), gatewayOf(r)];
+
+/** The value after `name` in a command line, if any. */
+export function flagOf(argv: readonly string[] | undefined, name: string): string | undefined {
+  const i = argv?.indexOf(name) ?? -1;
+  return i >= 0 ? argv![i + 1] : undefined;
+}
+
 export interface ShopConfig {
   readonly cluster: string;
   readonly nodes: readonly string[];
