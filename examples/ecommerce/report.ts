@@ -77,7 +77,7 @@ export function formatText(r: ShopReport): string {
       const marks = r.faults.filter((f) => f.atMs >= b.startMs && f.atMs < b.startMs + r.bucketMs).map((f) => ` ◀ ${f.label}`).join('');
       return `  ${(b.startMs / 1_000).toFixed(1).padStart(5)}s ${String(b.ops).padStart(5)} ${String(b.ok).padStart(5)} ${fmtMs(b.p50Ms).padStart(7)} ${fmtMs(b.p99Ms).padStart(8)} ${'█'.repeat(Math.round((b.ops / Math.max(1, ...r.buckets.map((x) => x.ops))) * 30))}${marks}`;
     }),
-    'errors by type:',
+    'errors by type (and business refusals: out-of-stock, cart-empty):',
     ...(Object.keys(r.errors).length ? Object.entries(r.errors).sort((a, b) => b[1] - a[1]).map(([k, n]) => `  ${k}: ${n}`) : ['  (none)']),
     'availability vs consistency:',
     `  orders acknowledged ${r.ordersAcked}; acknowledged orders lost ${r.ordersLost}`,
@@ -112,7 +112,7 @@ export function renderHtml(r: ShopReport, title = 'troupe — global e-commerce 
 <h1>${esc(title)}</h1>
 ${chart(r, 'Throughput (operations per bucket)', [{ label: 'all', color: '#36c', values: r.buckets.map((b) => b.ops) }, { label: 'answered', color: '#393', values: r.buckets.map((b) => b.ok) }], '')}
 ${chart(r, 'Latency', [{ label: 'p50', color: '#36c', values: r.buckets.map((b) => b.p50Ms) }, { label: 'p99', color: '#c63', values: r.buckets.map((b) => b.p99Ms) }], ' ms')}
-<h2>Errors by type</h2><table>${rows(r.errors) || '<tr><td>none</td></tr>'}</table>
+<h2>Errors by type (and business refusals: out-of-stock, cart-empty)</h2><table>${rows(Object.fromEntries(Object.entries(r.errors).sort((a, b) => b[1] - a[1]))) || '<tr><td>none</td></tr>'}</table>
 <h2>Availability vs consistency</h2><table>${rows({
     'inventory setting': r.setting, 'promises no oversell': r.promisesNoOversell ? 'yes' : 'no', 'answered': `${(r.availability * 100).toFixed(1)}%`,
     'orders acknowledged': r.ordersAcked, 'acknowledged orders lost': r.ordersLost, 'oversold units': r.oversold, 'inventory below zero': r.inventoryNegative,

@@ -30,7 +30,7 @@ describe('ecommerce case study, embedded', () => {
     expect(report.availability).toBeLessThan(1);
     expect(report.replication.copies).toBeGreaterThan(0);
     const text = lines.join('\n');
-    expect(text).toContain('errors by type:');
+    expect(text).toContain('errors by type');
     expect(text).toMatch(/acknowledged orders lost 0/);
     const html = readFileSync(file, 'utf8');
     expect(html).toContain('<svg');
