@@ -110,7 +110,7 @@ async function embedded(config: ShopConfig, seed: number, inspect: InspectionSin
 }
 
 /** One OS process per shop node over NATS; the gateways (and the shoppers) in this process. */
-async function overNats(config: ShopConfig, url: string, run: (p: ShopPlatform) => Promise<ShopReport>, say: (l: string) => void): Promise<ShopReport> {
+async function overNats(config: ShopConfig, url: string, seed: number, run: (p: ShopPlatform) => Promise<ShopReport>, say: (l: string) => void): Promise<ShopReport> {
   const clock = realClock();
   const children = new Map<string, ChildProcess>();
   const transports: Transport[] = [];
@@ -131,7 +131,7 @@ async function overNats(config: ShopConfig, url: string, run: (p: ShopPlatform) 
     const alive = (): string[] => config.nodes.filter((n) => children.has(n));
     const control = gateways.get('eu')!;
     return await run({
-      clock, rng: createRng(1), sleep: sleeper(clock),
+      clock, rng: createRng(seed), sleep: sleeper(clock),
       gateway: (r) => gateways.get(r)!,
       partition: async (r) => {
         const mine = config.nodes.filter((n) => regionOf(n) === r);
@@ -184,7 +184,7 @@ export async function main(options: EcommerceOptions = {}): Promise<ShopReport> 
         url = server.url;
         say(`nats-server started at ${url}`);
       }
-      report = await overNats(config, url, go, say);
+      report = await overNats(config, url, o.seed, go, say);
     } else {
       report = await embedded(config, o.seed, options.inspect, go);
     }

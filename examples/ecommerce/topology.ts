@@ -61,9 +61,18 @@ export function shopConfig(inventory: InventorySetting = 'quorum', cluster = 'sh
     nodes: ['eu-1', 'eu-2', 'eu-3', 'us-1', 'us-2', 'us-3'],
     replicas: ['eu-1', 'eu-2', 'us-1'],
     skus: 24, stockPerSku: 12, shards: 32, quorumTimeoutMs: 250,
-    membership: { heartbeatIntervalMs: 200, acceptableHeartbeatPauseMs: 400, downAfterMs: 1_000, joinGraceMs: 300 },
+    membership: { heartbeatIntervalMs: 200, acceptableHeartbeatPauseMs: 400, downAfterMs: DOWN_AFTER_MS, joinGraceMs: 300 },
   };
 }
+/** A member silent this long after it became suspect is down: a killed node's shards move then. */
+export const DOWN_AFTER_MS = 2_000;
+/**
+ * Longest partition in the schedule: below the failure detector's suspect + down bound (≈ 3 s with
+ * the settings above). A longer one makes both sides mark each other `down`, which is final per
+ * incarnation — troupe's membership has no split-brain resolver (framework/membership/README.md),
+ * so the regions would never rejoin, and two stock owners per SKU could then race.
+ */
+export const MAX_PARTITION_MS = 1_500;
 export const gatewayOf = (r: Region): string => `gw-${r}`;
 
 /** One fault of the schedule; `atMs`/`forMs` relative to the workload's start. */
@@ -78,7 +87,7 @@ export const FAULT_KINDS: readonly FaultKind[] = ['partition', 'kill', 'slow'];
 export function faultSchedule(durationMs: number, kinds: readonly FaultKind[] = FAULT_KINDS): Fault[] {
   const at = (f: number): number => Math.round(durationMs * f);
   const all: Fault[] = [
-    { kind: 'partition', region: 'us', atMs: at(0.2), forMs: at(0.2) },
+    { kind: 'partition', region: 'us', atMs: at(0.2), forMs: Math.min(at(0.2), MAX_PARTITION_MS) },
     { kind: 'kill', node: 'eu-3', atMs: at(0.5) },
     { kind: 'slow', region: 'eu', delayMs: 400, atMs: at(0.7), forMs: at(0.15) },
   ];

@@ -18,7 +18,13 @@ describe('ecommerce case study, embedded', () => {
   it('under partition, crash and slow payments: progress, no acknowledged order lost, nothing oversold (quorum)', async () => {
     const lines: string[] = [];
     const file = join(dir, 'report.html');
-    const report = await main({ durationMs: 5_000, clientsPerRegion: 4, report: file, say: (l) => lines.push(l), progress: () => {} });
+    const spawned = new Set<string>();
+    const progress: string[] = [];
+    const report = await main({
+      durationMs: 5_000, clientsPerRegion: 4, report: file, say: (l) => lines.push(l), progress: (l) => progress.push(l),
+      // what `--inspect` passes: every node's actors and charts reach the inspector through it
+      inspect: (e) => { if (e.kind === 'actor.spawned') spawned.add(e.actorType); },
+    });
     expect(violationsOf(report, 5)).toEqual([]);
     expect(report.faults.map((f) => f.label)).toEqual(['partition us', 'heal', 'kill eu-3', 'slow payments eu', 'payments ok']);
     expect(report.ordersAcked).toBeGreaterThan(10);
@@ -32,6 +38,8 @@ describe('ecommerce case study, embedded', () => {
     const text = lines.join('\n');
     expect(text).toContain('errors by type');
     expect(text).toMatch(/acknowledged orders lost 0/);
+    expect(progress.some((l) => l.includes('100%'))).toBe(true);
+    for (const t of ['shop-api', 'cart', 'catalog', 'stock']) expect(spawned).toContain(t);
     const html = readFileSync(file, 'utf8');
     expect(html).toContain('<svg');
     expect(html).toContain('partition us');
