@@ -191,7 +191,8 @@ export function startShopNode(system: ActorSystem, config: ShopConfig, faults?: 
         if (!cart) return result('timeout');
         if (cart.skus.length === 0) return result('cart-empty');
         try {
-          await paymentPolicy.execute(() => system.ask(payments, { type: 'Work', n: 0, data: new Uint8Array() }, { timeoutMs: PAYMENT_TIMEOUT_MS * 2 }));
+          // a signal per call: the policies' shared default would collect one listener per concurrent call
+          await paymentPolicy.execute(({ signal }) => system.ask(payments, { type: 'Work', n: 0, data: new Uint8Array() }, { timeoutMs: PAYMENT_TIMEOUT_MS * 2, signal }), new AbortController().signal);
         } catch (err) {
           return result(isBrokenCircuitError(err) ? 'payment-circuit-open' : 'payment-timeout');
         }
