@@ -30,6 +30,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   quorum: { module: 'examples/quorum.ts', summary: 'a quorum replica group under a partition: W/R settings trade availability for stale reads (CAP, as a table)' },
   lock: { module: 'examples/lock.ts', summary: 'a distributed lock with fencing tokens: a paused holder overwrites without them, is refused with them' },
   database: { module: 'examples/database/main.ts', summary: 'case study: a multi-Raft database (3 ranges on 4 nodes) under a workload and faults; throughput, latency, linearizability' },
+  ecommerce: { module: 'examples/ecommerce/main.ts', summary: 'case study: a shop in two regions under a partition, a crash and a slow dependency; report (text + HTML)' },
 };
 
 /**
@@ -43,6 +44,7 @@ const SCENARIOS: Record<string, { module: string; summary: string }> = {
   'leader-election': { module: 'actors/leader-election/sim-scenario.ts', summary: 'lease election of 3 candidates under a nemesis: one leadership per epoch, only the lease holder acts, liveness returns' },
   quorum: { module: 'actors/quorum/sim-scenario.ts', summary: 'N=3 quorum reads and writes (W/R 2/2, 3/1, 1/3, version vectors) under partitions: acknowledged writes read back, reads monotonic' },
   database: { module: 'examples/database/sim-scenario.ts', summary: 'the database case study (3 Raft ranges on 4 nodes) under kill-leader, partition, pause; linearizability per range' },
+  ecommerce: { module: 'examples/ecommerce/sim-scenario.ts', summary: 'the e-commerce case study under partition, crash and slow payments (--inventory, --faults); its invariants checked' },
 };
 
 const HELP = `troupe — distributed-systems patterns as XState state charts in supervised actors over NATS
@@ -74,6 +76,8 @@ Options:
                   troupe inspect --help), --wait (start once a browser is connected), --pace MS
                   (pause between the example's steps, default 1000)
   --help          this text
+  ecommerce only: --inventory quorum|weak|available, --duration MS, --faults partition,kill,slow|all|none,
+                  --clients N, --seed N, --report FILE.html (default .scratch/ecommerce-report.html)
 
 Examples:
 ${Object.entries(EXAMPLES).map(([n, e]) => `  ${n.padEnd(20)} ${e.summary}`).join('\n')}
@@ -99,11 +103,11 @@ async function run(args: string[]): Promise<number> {
   const example = EXAMPLES[name];
   if (!example) throw new UsageError(`no example named '${name}'; try one of: ${Object.keys(EXAMPLES).join(', ')}`);
   const mod = (await import(pathToFileURL(join(repoRoot, example.module)).href)) as {
-    main: (o: { nats?: string; spawnNats?: boolean; inspect?: unknown; paceMs?: number }) => Promise<unknown>;
+    main: (o: { nats?: string; spawnNats?: boolean; inspect?: unknown; paceMs?: number; argv?: readonly string[] }) => Promise<unknown>;
   };
   const nats = flag(args, '--nats');
   if (!args.includes('--inspect')) {
-    await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats') });
+    await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats'), argv: args.slice(1) });
     return 0;
   }
   // embedded inspection: the example's systems publish on a private in-process bus the server reads
@@ -119,7 +123,7 @@ async function run(args: string[]): Promise<number> {
     await server.waitForClient();
   }
   const paceMs = Number(flag(args, '--pace') ?? 1_000);
-  await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats'), inspect: publisher.sink, paceMs });
+  await mod.main({ ...(nats ? { nats } : {}), spawnNats: args.includes('--spawn-nats'), inspect: publisher.sink, paceMs, argv: args.slice(1) });
   publisher.flush();
   await new Promise((r) => setImmediate(r)); // the bus delivers on the next turn
   if (server.stats().received === 0) {
@@ -192,7 +196,8 @@ Options:
   --seeds N         run seeds 1..N (or --seed S --seeds N: S..S+N-1)
   --duration MS     simulated time with clients and faults (default: the scenario's test's)
   --faults A,B      fault kinds to apply (scenarios that take them: database — kill-leader,partition,pause or none)
-  --report          print the scenario's full report for every seed (scenarios that make one: database; always with one seed)
+  --report          print the scenario's full report for every seed (scenarios that make one: database, ecommerce; always with one seed)
+  --inventory S     ecommerce: quorum (default) | weak | available  (ecommerce's --faults: partition,kill,slow | all | none)
 
 Scenarios:
 ${Object.entries(SCENARIOS).map(([n, e]) => `  ${n.padEnd(20)} ${e.summary}`).join('\n')}
@@ -227,7 +232,7 @@ async function sim(args: string[]): Promise<number> {
   for (let seed = first; seed < first + count; seed++) {
     let r: ScenarioRun;
     try {
-      r = await mod.run({ seed, ...duration, ...faults });
+      r = await mod.run({ seed, ...duration, ...faults, argv: args });
     } catch (err) {
       if (!(err instanceof SimulationFailure)) throw err;
       r = { seed, ok: false, summary: 'an invariant broke during the run', failure: err.message, replay: err.replayCommand };

@@ -13,6 +13,8 @@ export interface ScenarioRunOptions {
   durationMs?: number;
   /** Fault kinds to apply, for scenarios that take them (others reject an unknown kind or ignore it). */
   faults?: readonly string[];
+  /** The command line's flags, for options only one scenario has (e.g. ecommerce's `--inventory`). */
+  argv?: readonly string[];
 }
 
 /** One seed's outcome. */
