@@ -52,6 +52,8 @@ export interface ReplicationScenarioOptions {
    * only one of them. 0 disables. @default 100
    */
   lagBackupMs?: number;
+  /** Cut the link to `one` backup, or to `both` (then nothing the primary takes meanwhile reaches a backup). @default 'one' */
+  lagBackups?: 'one' | 'both';
 }
 
 export interface ReplicationScenarioResult {
@@ -153,7 +155,8 @@ export async function runReplicationScenario(options: ReplicationScenarioOptions
       const p0 = primary();
       if (p0 !== undefined) {
         const backups = REPLICAS.filter((n) => n !== p0);
-        sim.nemesis.partitionOneWay(p0, backups[sim.rng.int(backups.length)]!);
+        const cut = (options.lagBackups ?? 'one') === 'both' ? backups : [backups[sim.rng.int(backups.length)]!];
+        sim.nemesis.partitionOneWay(p0, cut);
       }
     }
     await sim.run({ untilMs: faultAtMs });
