@@ -32,7 +32,7 @@ import { createActor, type Actor, type AnyStateMachine, type EventFromLogic, typ
 import type { Clock, TimerId } from '../../framework/clock.ts';
 import { createCodec } from '../../framework/codec/codec.ts';
 import type { MessageObject } from '../../framework/codec/messages.ts';
-import { NotPrimaryError, StaleReadError, WriteUnacknowledgedError } from '../../framework/errors.ts';
+import { NotPrimaryError, StaleReadError, TroupeError, WriteUnacknowledgedError } from '../../framework/errors.ts';
 import type { ActorSystem } from '../../framework/system.ts';
 import { serviceSubject, validateName } from '../../framework/transport/subjects.ts';
 import type { Subscription, TransportMsg } from '../../framework/transport/transport.ts';
@@ -40,7 +40,7 @@ import type { Campaign, LeaderElection } from '../leader-election/election.ts';
 import { replicaMachine, ReplicaRole, type ReplicaRoleName } from './machine.ts';
 import {
   messages, type ReplAck, type ReplAppend, type ReplEntry, type ReplEpochStart, type ReplFetch, type ReplFetchReply,
-  type ReplStatus, type ReplStatusRequest,
+  type ReplStatus, type ReplStatusRequest, type ReplWrite, type ReplWriteReply,
 } from './replication.pb.ts';
 
 /** Default acknowledgement mode. */
@@ -577,6 +577,28 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
     emit({ kind: 'recovered', node, epoch, adoptedFrom: best.from, lastSeq: lastSeq(), answered: counted, replicas: o.replicas.length });
   }
 
+  // Remote writes (./client.ts): the same as `send` on this replica.
+  const onWrite = (m: TransportMsg): void => {
+    const w = dec<ReplWrite>(m.data, 'ReplWrite', m.subject);
+    if (!w) return;
+    let event: EventFromLogic<M>;
+    try {
+      event = JSON.parse(textDecoder.decode(w.event)) as EventFromLogic<M>;
+    } catch {
+      return; // not JSON: the client times out, as for any undecodable request
+    }
+    const answer = (r: Omit<ReplWriteReply, 'type'>): void => {
+      m.respond(enc({ type: 'ReplWriteReply', ...r, primary: primaryHint ?? '' } satisfies ReplWriteReply));
+    };
+    api.send(event).then(
+      (r) => answer({ ok: true, epoch: r.epoch, seq: r.seq, errorCode: '', errorMessage: '', primary: '' }),
+      (err: unknown) => answer({
+        ok: false, epoch: 0, seq: 0, errorCode: err instanceof TroupeError ? err.code : 'UNKNOWN',
+        errorMessage: err instanceof Error ? err.message : String(err), primary: '',
+      }),
+    );
+  };
+
   // ---- start ----
   chart.start();
   const unhost = system.host(`replica-${o.name}`, chart, { type: 'replica' });
@@ -584,6 +606,7 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
   subs.push(transport.subscribe(subject(node, 'ack'), onAck));
   subs.push(transport.subscribe(subject(node, 'status'), onStatus));
   subs.push(transport.subscribe(subject(node, 'fetch'), onFetch));
+  subs.push(transport.subscribe(subject(node, 'write'), onWrite));
   // Campaign once the chart runs: the callbacks drive it.
   const campaign: Campaign = options.election.campaign(o.name, {
     onElected: ({ epoch }) => {
@@ -596,7 +619,7 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
 
   const stalenessMs = (): number => (serving() ? 0 : Math.max(0, clock.now() - caughtUpAtMs));
 
-  return {
+  const api: Replicated<M> = {
     name: o.name,
     node,
     chart,
@@ -651,4 +674,5 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
       actor.stop();
     },
   };
+  return api;
 }

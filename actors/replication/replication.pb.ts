@@ -72,8 +72,25 @@ export type ReplFetchReply = {
   entries: Array<Omit<ReplEntry, 'type'>>;
 };
 
+/** message troupe.replication.ReplWrite */
+export type ReplWrite = {
+  readonly type: 'ReplWrite';
+  event: Uint8Array;
+};
+
+/** message troupe.replication.ReplWriteReply */
+export type ReplWriteReply = {
+  readonly type: 'ReplWriteReply';
+  ok: boolean;
+  epoch: number;
+  seq: number;
+  errorCode: string;
+  errorMessage: string;
+  primary: string;
+};
+
 /** Every message of this schema. */
-export type Message = ReplEntry | ReplEpochStart | ReplAppend | ReplAck | ReplStatusRequest | ReplStatus | ReplFetch | ReplFetchReply;
+export type Message = ReplEntry | ReplEpochStart | ReplAppend | ReplAck | ReplStatusRequest | ReplStatus | ReplFetch | ReplFetchReply | ReplWrite | ReplWriteReply;
 
 /** The message set to pass to `defineActor({ messages })`. */
-export const messages = defineMessages<Message>({"nested":{"troupe":{"nested":{"replication":{"nested":{"ReplEntry":{"fields":{"epoch":{"type":"double","id":1},"seq":{"type":"double","id":2},"event":{"type":"bytes","id":3}}},"ReplEpochStart":{"fields":{"epoch":{"type":"double","id":1},"firstSeq":{"type":"double","id":2,"protoName":"first_seq"}}},"ReplAppend":{"fields":{"epoch":{"type":"double","id":1},"primary":{"type":"string","id":2},"prevSeq":{"type":"double","id":3,"protoName":"prev_seq"},"prevEpoch":{"type":"double","id":4,"protoName":"prev_epoch"},"entries":{"rule":"repeated","type":"ReplEntry","id":5},"primaryLastSeq":{"type":"double","id":6,"protoName":"primary_last_seq"},"truncate":{"type":"bool","id":7}}},"ReplAck":{"fields":{"epoch":{"type":"double","id":1},"from":{"type":"string","id":2},"ok":{"type":"bool","id":3},"lastSeq":{"type":"double","id":4,"protoName":"last_seq"},"lastEpoch":{"type":"double","id":5,"protoName":"last_epoch"},"epochs":{"rule":"repeated","type":"ReplEpochStart","id":6}}},"ReplStatusRequest":{"fields":{"epoch":{"type":"double","id":1},"candidate":{"type":"string","id":2}}},"ReplStatus":{"fields":{"from":{"type":"string","id":1},"ok":{"type":"bool","id":2},"promisedEpoch":{"type":"double","id":3,"protoName":"promised_epoch"},"lastSeq":{"type":"double","id":4,"protoName":"last_seq"},"lastEpoch":{"type":"double","id":5,"protoName":"last_epoch"}}},"ReplFetch":{"fields":{"epoch":{"type":"double","id":1},"epochs":{"rule":"repeated","type":"ReplEpochStart","id":2},"lastSeq":{"type":"double","id":3,"protoName":"last_seq"}}},"ReplFetchReply":{"fields":{"ok":{"type":"bool","id":1},"commonSeq":{"type":"double","id":2,"protoName":"common_seq"},"entries":{"rule":"repeated","type":"ReplEntry","id":3}}}}}}}}});
+export const messages = defineMessages<Message>({"nested":{"troupe":{"nested":{"replication":{"nested":{"ReplEntry":{"fields":{"epoch":{"type":"double","id":1},"seq":{"type":"double","id":2},"event":{"type":"bytes","id":3}}},"ReplEpochStart":{"fields":{"epoch":{"type":"double","id":1},"firstSeq":{"type":"double","id":2,"protoName":"first_seq"}}},"ReplAppend":{"fields":{"epoch":{"type":"double","id":1},"primary":{"type":"string","id":2},"prevSeq":{"type":"double","id":3,"protoName":"prev_seq"},"prevEpoch":{"type":"double","id":4,"protoName":"prev_epoch"},"entries":{"rule":"repeated","type":"ReplEntry","id":5},"primaryLastSeq":{"type":"double","id":6,"protoName":"primary_last_seq"},"truncate":{"type":"bool","id":7}}},"ReplAck":{"fields":{"epoch":{"type":"double","id":1},"from":{"type":"string","id":2},"ok":{"type":"bool","id":3},"lastSeq":{"type":"double","id":4,"protoName":"last_seq"},"lastEpoch":{"type":"double","id":5,"protoName":"last_epoch"},"epochs":{"rule":"repeated","type":"ReplEpochStart","id":6}}},"ReplStatusRequest":{"fields":{"epoch":{"type":"double","id":1},"candidate":{"type":"string","id":2}}},"ReplStatus":{"fields":{"from":{"type":"string","id":1},"ok":{"type":"bool","id":2},"promisedEpoch":{"type":"double","id":3,"protoName":"promised_epoch"},"lastSeq":{"type":"double","id":4,"protoName":"last_seq"},"lastEpoch":{"type":"double","id":5,"protoName":"last_epoch"}}},"ReplFetch":{"fields":{"epoch":{"type":"double","id":1},"epochs":{"rule":"repeated","type":"ReplEpochStart","id":2},"lastSeq":{"type":"double","id":3,"protoName":"last_seq"}}},"ReplFetchReply":{"fields":{"ok":{"type":"bool","id":1},"commonSeq":{"type":"double","id":2,"protoName":"common_seq"},"entries":{"rule":"repeated","type":"ReplEntry","id":3}}},"ReplWrite":{"fields":{"event":{"type":"bytes","id":1}}},"ReplWriteReply":{"fields":{"ok":{"type":"bool","id":1},"epoch":{"type":"double","id":2},"seq":{"type":"double","id":3},"errorCode":{"type":"string","id":4,"protoName":"error_code"},"errorMessage":{"type":"string","id":5,"protoName":"error_message"},"primary":{"type":"string","id":6}}}}}}}}});
