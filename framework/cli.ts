@@ -28,6 +28,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   'leader-election': { module: 'examples/leader-election.ts', summary: 'three candidates over a lease: the leader paused past its lease, killed, resigning; elections with epochs' },
   quorum: { module: 'examples/quorum.ts', summary: 'a quorum replica group under a partition: W/R settings trade availability for stale reads (CAP, as a table)' },
   lock: { module: 'examples/lock.ts', summary: 'a distributed lock with fencing tokens: a paused holder overwrites without them, is refused with them' },
+  replication: { module: 'examples/replication.ts', summary: 'a list replicated on 3 nodes (sync, W=1): the primary is killed under load, a backup takes over, the old one catches up' },
 };
 
 /** Simulation scenarios: name → module exporting `run(options)` and a summary. */
