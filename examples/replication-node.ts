@@ -3,17 +3,28 @@
  * server; the primary is elected through a lease in a NATS KV bucket. Configured by environment:
  * TROUPE_NATS_URL, TROUPE_NODE (its node name), TROUPE_REPLICAS (comma-separated node names),
  * TROUPE_MODE (sync | async, default sync), TROUPE_W (default 1), TROUPE_CLUSTER (default repl),
- * TROUPE_TTL_MS (lease TTL, default 1000). Prints "ready" once it serves, "role <role> <epoch>"
+ * TROUPE_TTL_MS (lease TTL, default 1000), TROUPE_MACHINE (list | counter, default list: the
+ * benchmark uses the counter, whose transition does not copy a growing list). Prints "ready" once it serves, "role <role> <epoch>"
  * on every role change, and — when a line "dump" arrives on stdin — "items <JSON>" with its list.
  * Used by examples/replication.ts, test/integration/replication-processes.test.ts and the
  * replication benchmark.
  */
 import { createInterface } from 'node:readline';
+import { assign, setup } from 'xstate';
 import { leaseElection } from '../actors/leader-election/lease.ts';
 import { replicated } from '../actors/replication/replicated.ts';
 import { listMachine } from '../actors/replication/sim-scenario.ts';
 import { connectNats, createLogger, createNatsKvStore, createSystem, type KvStore } from '../framework/index.ts';
 import { isStoreUnavailableError } from '../framework/errors.ts';
+
+/** A counter that keeps the last value added: O(1) per event. */
+const counterMachine = setup({
+  types: { context: {} as { count: number; last: number }, events: {} as { type: 'ADD'; n: number } },
+}).createMachine({
+  id: 'counter',
+  context: { count: 0, last: 0 },
+  on: { ADD: { actions: assign({ count: ({ context }) => context.count + 1, last: ({ event }) => event.n }) } },
+});
 
 const env = (k: string): string => {
   const v = process.env[k];
@@ -40,8 +51,8 @@ for (let attempt = 0; ; attempt++) {
   }
 }
 const election = leaseElection({ store, candidate: node, ttlMs, renewIntervalMs: ttlMs / 4, safetyMarginMs: ttlMs / 10 });
-const list = replicated(system, {
-  name: 'list', machine: listMachine, replicas: env('TROUPE_REPLICAS').split(','), election,
+const list = replicated<typeof listMachine | typeof counterMachine>(system, {
+  name: 'list', machine: process.env['TROUPE_MACHINE'] === 'counter' ? counterMachine : listMachine, replicas: env('TROUPE_REPLICAS').split(','), election,
   mode: process.env['TROUPE_MODE'] === 'async' ? 'async' : 'sync', w: Number(process.env['TROUPE_W'] ?? 1),
   heartbeatIntervalMs: 50, requestTimeoutMs: 300,
   onEvent: (e) => {
@@ -50,7 +61,7 @@ const list = replicated(system, {
   },
 });
 createInterface({ input: process.stdin }).on('line', (line) => {
-  if (line === 'dump') console.log(`items ${JSON.stringify(list.read({ maxStalenessMs: Number.POSITIVE_INFINITY }).snapshot.context.items)}`);
+  if (line === 'dump') console.log(`items ${JSON.stringify((list.read({ maxStalenessMs: Number.POSITIVE_INFINITY }).snapshot.context as { items?: number[] }).items ?? [])}`);
 });
 await system.ready();
 console.log('ready');

@@ -297,17 +297,17 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
     return a;
   };
   let actor = newActor();
-  const applyEntry = (e: Entry): void => {
-    actor.send(JSON.parse(textDecoder.decode(e.event)) as EventFromLogic<M>);
+  const applyEntry = (e: Entry, event?: EventFromLogic<M>): void => {
+    actor.send(event ?? (JSON.parse(textDecoder.decode(e.event)) as EventFromLogic<M>));
   };
   const lastSeq = (): number => log.length;
   const lastEpoch = (): number => log.at(-1)?.epoch ?? 0;
   const epochAt = (seq: number): number => (seq === 0 ? 0 : log[seq - 1]?.epoch ?? -1);
-  const append = (e: Entry, atMs: number): void => {
+  const append = (e: Entry, atMs: number, event?: EventFromLogic<M>): void => {
     if (epochs.at(-1)?.epoch !== e.epoch) epochs.push({ epoch: e.epoch, firstSeq: e.seq });
     log.push(e);
     appendedAtMs.push(atMs);
-    applyEntry(e);
+    applyEntry(e, event);
   };
   const truncate = (toSeq: number): void => {
     if (toSeq >= log.length) return;
@@ -629,8 +629,18 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
         return Promise.reject(new NotPrimaryError(o.name, node, primaryHint === node ? undefined : primaryHint, closed ? 'closed' : `role ${role()}`));
       }
       const entry: Entry = { epoch: servingEpoch, seq: lastSeq() + 1, event: textEncoder.encode(JSON.stringify(event)) };
-      append(entry, clock.now());
-      for (const [to, p] of progress) if (p.nextSeq === entry.seq) ship(to, p);
+      append(entry, clock.now(), event);
+      // Backups that are up to date get the same message: encode it once.
+      let bytes: Uint8Array | undefined;
+      for (const [to, p] of progress) {
+        if (p.nextSeq !== entry.seq) continue;
+        bytes ??= enc({
+          type: 'ReplAppend', epoch: servingEpoch, primary: node, prevSeq: entry.seq - 1, prevEpoch: epochAt(entry.seq - 1),
+          entries: [entry], primaryLastSeq: entry.seq, truncate: false,
+        } satisfies ReplAppend);
+        p.nextSeq = entry.seq + 1;
+        publish(subject(to, 'append'), bytes);
+      }
       const receipt: WriteReceipt = { epoch: entry.epoch, seq: entry.seq };
       if (o.mode === 'async') return Promise.resolve(receipt);
       return new Promise<WriteReceipt>((res, rej) => {

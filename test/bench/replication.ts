@@ -51,7 +51,7 @@ export const bench: Bench = {
     try {
       for (const [i, name] of NAMES.entries()) {
         procs.push(await startNodeProcess({
-          entry, env: { TROUPE_NATS_URL: urls[i]!, TROUPE_NODE: name, TROUPE_REPLICAS: NAMES.join(','), TROUPE_MODE: 'sync', TROUPE_W: '1', TROUPE_CLUSTER: 'bench', TROUPE_TTL_MS: '2000' },
+          entry, env: { TROUPE_NATS_URL: urls[i]!, TROUPE_NODE: name, TROUPE_REPLICAS: NAMES.join(','), TROUPE_MODE: 'sync', TROUPE_W: '1', TROUPE_CLUSTER: 'bench', TROUPE_TTL_MS: '2000', TROUPE_MACHINE: 'counter' },
         }));
       }
       await clientSystem.ready();
