@@ -77,9 +77,14 @@ export const replicaMachine = setup({
     /** Effect: stop accepting writes; fail the writes still waiting for acknowledgements. */
     stepDown: () => undefined,
     note: assign((_, params: { reason: string }) => ({ lastReason: params.reason })),
+    adoptEpoch: assign(({ event }) => (event.type === 'ELECTED' ? { epoch: event.epoch, attempts: 0 } : {})),
     announce: emit(({ context }, params: { to: ReplicaRoleName; reason: string }) => ({
       type: 'replica.transition' as const, to: params.to, epoch: context.epoch, reason: params.reason,
     })),
+  },
+  guards: {
+    /** Elected again with a newer epoch without a deposal in between. */
+    newerElection: ({ context, event }) => event.type === 'ELECTED' && event.epoch > context.epoch,
   },
   delays: {
     recoveryRetry: ({ context }) => context.recoveryRetryMs,
@@ -107,6 +112,7 @@ export const replicaMachine = setup({
     recovering: {
       initial: 'gathering',
       on: {
+        ELECTED: { guard: 'newerElection', target: '#replica.recovering', reenter: true, actions: 'adoptEpoch' },
         DEPOSED: {
           guard: sameEpoch, target: 'backup',
           actions: [{ type: 'note', params: ({ event }) => ({ reason: event.reason }) }, { type: 'announce', params: ({ event }) => ({ to: 'backup', reason: event.reason }) }],
@@ -139,6 +145,7 @@ export const replicaMachine = setup({
       entry: 'serve',
       exit: 'stepDown',
       on: {
+        ELECTED: { guard: 'newerElection', target: '#replica.recovering', reenter: true, actions: 'adoptEpoch' },
         DEPOSED: {
           guard: sameEpoch, target: 'backup',
           actions: [{ type: 'note', params: ({ event }) => ({ reason: event.reason }) }, { type: 'announce', params: ({ event }) => ({ to: 'backup', reason: event.reason }) }],

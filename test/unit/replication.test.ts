@@ -46,11 +46,25 @@ describe('replica role chart', () => {
     expect(a.getSnapshot().value).toBe('backup');
     expect(a.getSnapshot().context.lastReason).toBe('fenced by epoch 9');
   });
+  it('elected again with a newer epoch while primary (no deposal heard in between): recovers for the new epoch', () => {
+    const a = start();
+    a.send({ type: 'ELECTED', epoch: 2 });
+    a.send({ type: 'RECOVERED', epoch: 2, detail: 'ok' });
+    a.send({ type: 'ELECTED', epoch: 2 }); // the same leadership: ignored
+    expect(a.getSnapshot().value).toBe('primary');
+    a.send({ type: 'ELECTED', epoch: 5 });
+    expect(a.getSnapshot().value).toEqual({ recovering: 'gathering' });
+    expect(a.getSnapshot().context.epoch).toBe(5);
+    a.send({ type: 'RECOVERED', epoch: 5, detail: 'ok' });
+    expect(a.getSnapshot().value).toBe('primary');
+  });
+
   it('a failed recovery backs off and tries again; deposal while recovering returns to backup', () => {
     const a = start();
     a.send({ type: 'ELECTED', epoch: 2 });
     a.send({ type: 'RECOVERY_FAILED', epoch: 2, reason: 'no quorum' });
     expect(a.getSnapshot().value).toEqual({ recovering: 'backoff' });
+    expect(a.getSnapshot().context.attempts).toBe(1);
     a.send({ type: 'DEPOSED', epoch: 2, reason: 'lease lost' });
     expect(a.getSnapshot().value).toBe('backup');
   });
