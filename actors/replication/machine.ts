@@ -85,6 +85,10 @@ export const replicaMachine = setup({
   guards: {
     /** Elected again with a newer epoch without a deposal in between. */
     newerElection: ({ context, event }) => event.type === 'ELECTED' && event.epoch > context.epoch,
+    /** A larger epoch than ours was seen: another leadership exists. */
+    largerEpoch: ({ context, event }) => event.type === 'FENCED' && event.by > context.epoch,
+    /** The event is about our current leadership. */
+    sameEpoch,
   },
   delays: {
     recoveryRetry: ({ context }) => context.recoveryRetryMs,
@@ -114,11 +118,11 @@ export const replicaMachine = setup({
       on: {
         ELECTED: { guard: 'newerElection', target: '#replica.recovering', reenter: true, actions: 'adoptEpoch' },
         DEPOSED: {
-          guard: sameEpoch, target: 'backup',
+          guard: 'sameEpoch', target: 'backup',
           actions: [{ type: 'note', params: ({ event }) => ({ reason: event.reason }) }, { type: 'announce', params: ({ event }) => ({ to: 'backup', reason: event.reason }) }],
         },
         FENCED: {
-          guard: ({ context, event }) => event.by > context.epoch, target: 'backup',
+          guard: 'largerEpoch', target: 'backup',
           actions: [
             { type: 'note', params: ({ event }) => ({ reason: `fenced by epoch ${event.by}` }) },
             { type: 'announce', params: ({ event }) => ({ to: 'backup', reason: `fenced by epoch ${event.by}` }) },
@@ -130,10 +134,10 @@ export const replicaMachine = setup({
           entry: [assign({ attempts: ({ context }) => context.attempts + 1 }), 'recover'],
           on: {
             RECOVERED: {
-              guard: sameEpoch, target: '#replica.primary',
+              guard: 'sameEpoch', target: '#replica.primary',
               actions: [{ type: 'note', params: ({ event }) => ({ reason: event.detail }) }, { type: 'announce', params: ({ event }) => ({ to: 'primary', reason: event.detail }) }],
             },
-            RECOVERY_FAILED: { guard: sameEpoch, target: 'backoff', actions: { type: 'note', params: ({ event }) => ({ reason: event.reason }) } },
+            RECOVERY_FAILED: { guard: 'sameEpoch', target: 'backoff', actions: { type: 'note', params: ({ event }) => ({ reason: event.reason }) } },
           },
         },
         backoff: {
@@ -147,11 +151,11 @@ export const replicaMachine = setup({
       on: {
         ELECTED: { guard: 'newerElection', target: '#replica.recovering', reenter: true, actions: 'adoptEpoch' },
         DEPOSED: {
-          guard: sameEpoch, target: 'backup',
+          guard: 'sameEpoch', target: 'backup',
           actions: [{ type: 'note', params: ({ event }) => ({ reason: event.reason }) }, { type: 'announce', params: ({ event }) => ({ to: 'backup', reason: event.reason }) }],
         },
         FENCED: {
-          guard: ({ context, event }) => event.by > context.epoch, target: 'backup',
+          guard: 'largerEpoch', target: 'backup',
           actions: [
             { type: 'note', params: ({ event }) => ({ reason: `fenced by epoch ${event.by}` }) },
             { type: 'announce', params: ({ event }) => ({ to: 'backup', reason: `fenced by epoch ${event.by}` }) },
