@@ -289,6 +289,8 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
   let eligible = !(options.joining ?? false);
   let primaryHint: string | undefined;
   let caughtUpAtMs = Number.NEGATIVE_INFINITY;
+  /** Prefix of our log acknowledged to the primary of epoch `promised`: never truncated below. */
+  let verified = 0;
   let closed = false;
 
   const newActor = (): Actor<M> => {
@@ -365,6 +367,7 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
     if (epoch <= promised) return;
     const mine = chart.getSnapshot().context.epoch;
     promised = epoch;
+    verified = 0;
     if (role() === ReplicaRole.Primary || role() === ReplicaRole.Recovering) {
       emit({ kind: 'fenced', node, epoch: mine, by: epoch });
       chart.send({ type: 'FENCED', epoch: mine, by: epoch });
@@ -458,7 +461,7 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
       ack(false, 0);
       return;
     }
-    if (a.truncate) truncate(a.prevSeq);
+    if (a.truncate) truncate(Math.max(a.prevSeq, verified));
     for (const e of a.entries) {
       if (e.seq <= lastSeq()) {
         if (log[e.seq - 1]!.epoch === e.epoch) continue;
@@ -467,6 +470,10 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
       append(e, 0);
     }
     const matched = a.prevSeq + a.entries.length;
+    verified = Math.max(verified, matched);
+    // Entries past the primary's last one are not in its log (a deposed primary's suffix): drop
+    // them, even when nothing conflicts with them yet, so reads never show them.
+    if (lastSeq() > Math.max(a.primaryLastSeq, verified)) truncate(Math.max(a.primaryLastSeq, verified));
     if (matched >= a.primaryLastSeq) {
       caughtUpAtMs = clock.now();
       eligible = true;

@@ -163,6 +163,27 @@ describe('replication: fencing, catch-up and bounded-staleness reads', () => {
     await sim.shutdown();
   });
 
+  it('a returning old primary drops its unacknowledged suffix even when the new primary has written nothing since', async () => {
+    const { sim, events, elections, r, items, drive } = await manualCluster(5);
+    elections.get('a')!.elect(1);
+    await sim.run({ until: () => r('a').status().role === 'primary', maxSteps: 10_000 });
+    await sim.run({ forMs: 5 });
+    for (let n = 1; n <= 3; n++) await drive(r('a').send({ type: 'ADD', n }));
+    sim.nemesis.partition([['a'], ['b', 'c']]);
+    const lost = r('a').send({ type: 'ADD', n: 99 }).then(() => 'acknowledged', (e: unknown) => e);
+    elections.get('b')!.elect(2);
+    await sim.run({ until: () => r('b').status().role === 'primary', forMs: 2_000 });
+    expect(items('a')).toEqual([1, 2, 3, 99]);
+    sim.nemesis.heal();
+    await sim.run({ forMs: 200 });
+    expect(await lost).toBeInstanceOf(WriteUnacknowledgedError);
+    expect(r('a').status().role).toBe('backup');
+    expect(events).toContainEqual({ kind: 'truncated', node: 'a', fromSeq: 4, toSeq: 3 });
+    expect(items('a')).toEqual([1, 2, 3]);
+    expect(items('b')).toEqual([1, 2, 3]);
+    await sim.shutdown();
+  });
+
   it('backup reads carry their staleness and are refused past the bound', async () => {
     const { sim, elections, r, items, drive } = await manualCluster(4);
     elections.get('a')!.elect(1);
