@@ -494,8 +494,10 @@ export function replicated<M extends AnyStateMachine>(system: ActorSystem, optio
       return;
     }
     // Mismatch: ship from the prefix we share, telling the backup to drop what follows it.
+    // The answer describes the backup's whole log: it holds exactly `common` of ours (less than we
+    // thought if it restarted empty — lag and acknowledgements must not count what it lost).
     const common = sharedPrefix(log, a.epochs, a.lastSeq);
-    p.matchSeq = Math.max(p.matchSeq, common);
+    p.matchSeq = common;
     p.nextSeq = common + 1;
     ship(a.from, p, { truncate: true });
   };
