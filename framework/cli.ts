@@ -31,6 +31,7 @@ const EXAMPLES: Record<string, { module: string; summary: string }> = {
   lock: { module: 'examples/lock.ts', summary: 'a distributed lock with fencing tokens: a paused holder overwrites without them, is refused with them' },
   database: { module: 'examples/database/main.ts', summary: 'case study: a multi-Raft database (3 ranges on 4 nodes) under a workload and faults; throughput, latency, linearizability' },
   ecommerce: { module: 'examples/ecommerce/main.ts', summary: 'case study: a shop in two regions under a partition, a crash and a slow dependency; report (text + HTML)' },
+  replication: { module: 'examples/replication.ts', summary: 'a list replicated on 3 nodes (sync, W=1): the primary is killed under load, a backup takes over, the old one catches up' },
 };
 
 /**

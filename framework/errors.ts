@@ -39,6 +39,9 @@ export const ErrorCode = {
   LockLost: 'LOCK_LOST',
   FencingTokenRejected: 'FENCING_TOKEN_REJECTED',
   NotLockOwner: 'NOT_LOCK_OWNER',
+  NotPrimary: 'NOT_PRIMARY',
+  StaleRead: 'STALE_READ',
+  WriteUnacknowledged: 'WRITE_UNACKNOWLEDGED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -465,3 +468,40 @@ export const isLockTimeoutError = (e: unknown): e is LockTimeoutError => e insta
 export const isLockLostError = (e: unknown): e is LockLostError => e instanceof LockLostError;
 export const isFencingTokenRejectedError = (e: unknown): e is FencingTokenRejectedError => e instanceof FencingTokenRejectedError;
 export const isNotLockOwnerError = (e: unknown): e is NotLockOwnerError => e instanceof NotLockOwnerError;
+
+/** A write reached a replica that is not the serving primary of `group`; `primary` is the latest hint. */
+export class NotPrimaryError extends TroupeError {
+  readonly code = ErrorCode.NotPrimary;
+  readonly retryable = true;
+  constructor(readonly group: string, readonly node: string, readonly primary: string | undefined, reason = 'not the primary') {
+    super(`${node} cannot write to '${group}': ${reason}${primary ? ` (try ${primary})` : ' (no primary known)'}`);
+  }
+  override fields() { return { group: this.group, node: this.node, primary: this.primary }; }
+}
+
+/** A backup read was refused: the replica is `stalenessMs` behind the primary, over the `maxStalenessMs` bound. */
+export class StaleReadError extends TroupeError {
+  readonly code = ErrorCode.StaleRead;
+  readonly retryable = true;
+  constructor(readonly group: string, readonly node: string, readonly stalenessMs: number, readonly maxStalenessMs: number) {
+    super(`read of '${group}' on ${node} refused: ${Number.isFinite(stalenessMs) ? `${stalenessMs} ms` : 'never'} caught up, bound ${maxStalenessMs} ms`);
+  }
+  override fields() { return { group: this.group, node: this.node, stalenessMs: this.stalenessMs, maxStalenessMs: this.maxStalenessMs }; }
+}
+
+/**
+ * A synchronous write was not acknowledged by `needed` backups (timeout, or the primary was deposed
+ * first). Its outcome is unknown: it is in the primary's log and may survive a failover.
+ */
+export class WriteUnacknowledgedError extends TroupeError {
+  readonly code = ErrorCode.WriteUnacknowledged;
+  readonly retryable = false;
+  constructor(readonly group: string, readonly seq: number, readonly acks: number, readonly needed: number, readonly reason: string) {
+    super(`write #${seq} to '${group}' not acknowledged (${acks} of ${needed} backup(s)): ${reason}; its outcome is unknown`);
+  }
+  override fields() { return { group: this.group, seq: this.seq, acks: this.acks, needed: this.needed, reason: this.reason }; }
+}
+
+export const isNotPrimaryError = (e: unknown): e is NotPrimaryError => e instanceof NotPrimaryError;
+export const isStaleReadError = (e: unknown): e is StaleReadError => e instanceof StaleReadError;
+export const isWriteUnacknowledgedError = (e: unknown): e is WriteUnacknowledgedError => e instanceof WriteUnacknowledgedError;

@@ -36,6 +36,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   'inspect-on': async () => (await import('./inspect.ts')).on,
   'lock-uncontended': async () => (await import('./lock.ts')).uncontended,
   'lock-contended': async () => (await import('./lock.ts')).contended,
+  'replication-sync': async () => (await import('./replication.ts')).bench,
 };
 
 const DEFAULT_ROUNDS = 5;
