@@ -205,10 +205,16 @@ export function allStates(graph: ChartGraph): ChartState[] {
   return out;
 }
 
-/** Human label of a transition: `EVENT [guard]`, `after 300 ms`, `always [guard]`. */
+/** XState's invoke and final-state events, shortened: `xstate.done.actor.0.m.a.fetch` → `done: fetch`. */
+function eventLabel(event: string): string {
+  const m = /^xstate\.(done|error)\.(actor|state)\.(.+)$/.exec(event);
+  return m ? `${m[1]}: ${m[3]!.split('.').pop()}` : event;
+}
+
+/** Human label of a transition: `EVENT [guard]`, `after 300 ms`, `always [guard]`, `done: fetch`. */
 export function transitionLabel(t: ChartTransition): string {
   const trigger = t.trigger.kind === 'event'
-    ? t.trigger.event
+    ? eventLabel(t.trigger.event)
     : t.trigger.kind === 'always'
       ? 'always'
       : `after ${t.trigger.delayMs !== undefined ? `${t.trigger.delayMs} ms` : t.trigger.delay}`;

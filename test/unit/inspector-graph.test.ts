@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { fromPromise, setup } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { breakerMachine } from '../../actors/circuit-breaker/machine.ts';
 import { raftMachine } from '../../actors/raft/machine.ts';
@@ -87,6 +87,15 @@ describe('machineGraph', () => {
     expect(activeStates(g, 'locked')).toEqual(['', 'locked']);
     expect(activeStates(g, { opened: { light: 'on', fan: 'idle' } })).toEqual(['', 'opened', 'opened.light', 'opened.light.on', 'opened.fan', 'opened.fan.idle']);
     expect(activeStates(g, { nope: 'x' })).toEqual(['']);
+  });
+
+  it("labels an invoke's done and error events by the invoked state, not XState's internal event name", () => {
+    const m = setup({ actors: { load: fromPromise(async () => 1) } }).createMachine({
+      id: 'loader', initial: 'fetch',
+      states: { fetch: { invoke: { src: 'load', onDone: 'ok', onError: 'failed' } }, ok: {}, failed: {} },
+    });
+    const labels = machineGraph(m).transitions.map(transitionLabel).sort();
+    expect(labels).toEqual(['done: fetch', 'error: fetch']);
   });
 
   it('recognises machines and nothing else', () => {
