@@ -134,6 +134,21 @@ const effectInput = ({ context }: { context: LeaseContext }): LeaseEffectInput =
 /** Placeholder effects: the host provides the real ones. */
 const unprovided = <T>(name: string) => fromPromise<T, LeaseEffectInput>(() => Promise.reject(new Error(`lock effect '${name}' was not provided`)));
 
+/**
+ * A state that writes the lease (`create`) and moves on its outcome: held when created, to
+ * `whenTaken` when someone else holds it, to reconciling when the answer never came.
+ */
+const createLeaseState = (whenTaken: string) => ({
+  entry: ['nextAttempt', 'createLease'],
+  on: {
+    CREATE_RESULT: [
+      { guard: 'created', target: '#lockLease.held', actions: 'granted' },
+      { guard: 'taken', target: whenTaken },
+      { guard: 'current', target: '#lockLease.pending.reconciling', actions: 'unknownCreate' },
+    ],
+  },
+}) as const;
+
 export const leaseMachine = setup({
   types: {
     context: {} as LeaseContext,
@@ -218,14 +233,7 @@ export const leaseMachine = setup({
       exit: ['dropTicket'],
       states: {
         acquiring: {
-          entry: ['nextAttempt', 'createLease'],
-          on: {
-            CREATE_RESULT: [
-              { guard: 'created', target: '#lockLease.held', actions: 'granted' },
-              { guard: 'taken', target: 'waiting' },
-              { guard: 'current', target: 'reconciling', actions: 'unknownCreate' },
-            ],
-          },
+          ...createLeaseState('#lockLease.pending.waiting'),
         },
         /** A create got no answer: read the lock and look for our own lease id. */
         reconciling: {
@@ -296,14 +304,7 @@ export const leaseMachine = setup({
               },
             },
             claiming: {
-              entry: ['nextAttempt', 'createLease'],
-              on: {
-                CREATE_RESULT: [
-                  { guard: 'created', target: '#lockLease.held', actions: 'granted' },
-                  { guard: 'taken', target: 'queued' },
-                  { guard: 'current', target: '#lockLease.pending.reconciling', actions: 'unknownCreate' },
-                ],
-              },
+              ...createLeaseState('#lockLease.pending.waiting.queued'),
             },
           },
         },
