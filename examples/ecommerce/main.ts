@@ -49,6 +49,8 @@ export interface EcommerceOptions {
   say?: (line: string) => void;
   /** Progress output (a bar on a terminal). */
   progress?: (line: string) => void;
+  /** Aborting it ends the workload as Ctrl-C does: the shoppers stop, the faults are healed, the report covers what ran. */
+  signal?: AbortSignal;
 }
 
 function resolveOptions(o: EcommerceOptions): Required<Pick<EcommerceOptions, 'durationMs' | 'faults' | 'clientsPerRegion' | 'seed' | 'report'>> & { inventory: InventorySetting } {
@@ -169,11 +171,16 @@ export async function main(options: EcommerceOptions = {}): Promise<ShopReport> 
   const mode = options.nats || options.spawnNats ? 'over NATS, one OS process per shop node' : 'embedded, one process';
   say(`global e-commerce: regions eu, us × 3 nodes, ${mode}; inventory '${o.inventory}'; ${o.durationMs / 1_000} s, ${o.clientsPerRegion} shoppers per region`);
   say(`fault schedule: ${faults.length ? faults.map((f) => `${f.kind}@${(f.atMs / 1_000).toFixed(1)}s`).join(', ') : 'none'}`);
+  // Ctrl-C drains: the shoppers stop, every acknowledged order is still checked, the report is printed
+  let interrupted = false;
+  const onSigint = (): void => { interrupted = true; say('\nCtrl-C: stopping the shoppers, healing, then the report…'); };
+  const stopped = (): boolean => interrupted || options.signal?.aborted === true;
   const go = async (p: ShopPlatform): Promise<ShopReport> => {
-    const r = summarize(await runShop(p, config, { durationMs: o.durationMs, clientsPerRegion: o.clientsPerRegion, faults, thinkMs: 5, onProgress: bar }));
+    const r = summarize(await runShop(p, config, { durationMs: o.durationMs, clientsPerRegion: o.clientsPerRegion, faults, thinkMs: 5, onProgress: bar, stopped }));
     progress('\n');
     return r;
   };
+  process.once('SIGINT', onSigint);
   let report: ShopReport;
   let server: NatsServerHandle | undefined;
   try {
@@ -189,6 +196,7 @@ export async function main(options: EcommerceOptions = {}): Promise<ShopReport> 
       report = await embedded(config, o.seed, options.inspect, go);
     }
   } finally {
+    process.removeListener('SIGINT', onSigint);
     await server?.stop();
   }
   say(formatText(report));

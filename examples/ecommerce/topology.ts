@@ -128,6 +128,8 @@ export interface RunOptions {
   readonly faults: readonly Fault[];
   readonly thinkMs?: number;
   readonly onProgress?: (fraction: number, ops: number) => void;
+  /** Polled by every shopper: true ends the workload early (Ctrl-C); the run then heals and reports. */
+  readonly stopped?: () => boolean;
 }
 
 /** The raw outcome of a run (report.ts summarises it). */
@@ -193,12 +195,14 @@ export async function runShop(platform: ShopPlatform, config: ShopConfig, option
     let cartsAddedHome = 0;
 
     const mark = (label: string): void => { marks.push({ atMs: clock.now() - start, label }); };
+    const running = (): boolean => clock.now() < end && options.stopped?.() !== true;
+    const faultTimers: Array<ReturnType<typeof clock.setTimeout>> = [];
     for (const f of options.faults) {
-      clock.setTimeout(() => {
+      faultTimers.push(clock.setTimeout(() => {
         if (f.kind === 'partition') {
           mark(`partition ${f.region}`);
           void platform.partition(f.region);
-          clock.setTimeout(() => { mark('heal'); void platform.heal(); }, f.forMs);
+          faultTimers.push(clock.setTimeout(() => { mark('heal'); void platform.heal(); }, f.forMs));
         } else if (f.kind === 'kill') {
           mark(`kill ${f.node}`);
           void platform.kill(f.node);
@@ -210,12 +214,12 @@ export async function runShop(platform: ShopPlatform, config: ShopConfig, option
           };
           mark(`slow payments ${f.region}`);
           slow(f.delayMs);
-          clock.setTimeout(() => { mark('payments ok'); slow(1); }, f.forMs);
+          faultTimers.push(clock.setTimeout(() => { mark('payments ok'); slow(1); }, f.forMs));
         }
-      }, f.atMs);
+      }, f.atMs));
     }
     const tick = (): void => {
-      if (clock.now() >= end) return;
+      if (!running()) return;
       options.onProgress?.(Math.min(1, (clock.now() - start) / options.durationMs), ops.length);
       clock.setTimeout(tick, 250);
     };
@@ -237,7 +241,7 @@ export async function runShop(platform: ShopPlatform, config: ShopConfig, option
     };
     const sku = (): string => `sku-${Math.floor(platform.rng.next() ** 2 * config.skus)}`;
     const shopper = async (region: Region, id: number): Promise<void> => {
-      for (let n = 1; clock.now() < end; n++) {
+      for (let n = 1; running(); n++) {
         const browsed = sku();
         const readStart = clock.now();
         const view = await call(region, 'browse', { type: 'ApiBrowse', sku: browsed });
@@ -267,7 +271,10 @@ export async function runShop(platform: ShopPlatform, config: ShopConfig, option
       }
     };
     await Promise.all(REGIONS.flatMap((r) => Array.from({ length: options.clientsPerRegion }, (_, i) => shopper(r, i + 1))));
-    options.onProgress?.(1, ops.length);
+    // stopped early: the faults still to come are not applied (heal() below ends those under way)
+    const ranMs = Math.min(options.durationMs, clock.now() - start);
+    if (ranMs < options.durationMs) for (const t of faultTimers) clock.clearTimeout(t);
+    options.onProgress?.(Math.min(1, (clock.now() - start) / options.durationMs), ops.length);
     await platform.heal();
 
     // --- the verdict: read every SKU's order list from all three replicas (R = 3 after the heal)
@@ -305,7 +312,7 @@ export async function runShop(platform: ShopPlatform, config: ShopConfig, option
       }
     }
     return {
-      config, durationMs: options.durationMs, ops, faults: marks, ordersAcked: acked.length, ordersLost: lost, oversold, oversoldSkus,
+      config, durationMs: ranMs, ops, faults: marks, ordersAcked: acked.length, ordersLost: lost, oversold, oversoldSkus,
       inventoryNegative, staleReads, readsChecked, replicationLagsMs: lags, cartsAddedHome,
     };
   } finally {

@@ -44,4 +44,26 @@ describe('ecommerce case study, embedded', () => {
     expect(html).toContain('<svg');
     expect(html).toContain('partition us');
   }, 60_000);
+
+  it('Ctrl-C (an abort) ends the workload early: the faults still to come are not applied, every acknowledged order is checked, the report covers what ran', async () => {
+    const controller = new AbortController();
+    const lines: string[] = [];
+    let aborted = false;
+    const report = await main({
+      durationMs: 10_000, clientsPerRegion: 2, report: '', say: (l) => lines.push(l), signal: controller.signal,
+      // stop at 40 %: after the partition (20 %) healed, before the kill (50 %) and the slow payments (70 %)
+      progress: (line) => {
+        const pct = Number(/(\d+)%/.exec(line)?.[1] ?? 0);
+        if (!aborted && pct >= 40) {
+          aborted = true;
+          controller.abort();
+        }
+      },
+    });
+    expect(aborted).toBe(true);
+    expect(report.buckets.length * report.bucketMs).toBeLessThan(6_000); // the report covers what ran, not the 10 s planned
+    expect(report.faults.map((f) => f.label)).toEqual(['partition us', 'heal']); // the later faults never ran
+    expect(violationsOf(report, 2)).toEqual([]);
+    expect(report.ordersLost).toBe(0);
+  });
 });
