@@ -25,7 +25,7 @@ import {
 import { actorSubject } from '../../framework/transport/subjects.ts';
 import { startNodeProcess } from '../../framework/node-process.ts';
 import { NATS_SERVER_MISSING, natsServerAvailable, startNatsServer, type NatsServerHandle } from '../../framework/nats-server.ts';
-import { createLeaderTracker, FAULT_NAMES, type FaultName, type FaultTarget } from './faults.ts';
+import { createLeaderTracker, FAULT_NAMES, parseFaults, type FaultName, type FaultTarget } from './faults.ts';
 import { createProgress, formatHtmlReport, formatReport, type DatabaseReport } from './report.ts';
 import { runDatabase } from './run.ts';
 import { createTopology, memoryStorages, startDatabaseNode, type Topology } from './topology.ts';
@@ -48,6 +48,8 @@ export interface DatabaseOptions {
   /** @default every fault: kill-leader, partition, pause */
   faults?: readonly FaultName[];
   clients?: number;
+  /** The command line after the example's name: `--duration MS`, `--faults a,b|none`, `--clients N` (override the fields above). */
+  argv?: readonly string[];
   /** Where the report and progress go. @default stdout */
   write?: (text: string) => void;
   /** Progress bar in place (TTY) or plain lines. @default whether stdout is a TTY */
@@ -59,7 +61,32 @@ export interface DatabaseOptions {
 }
 
 /** Run the case study; resolves with the report (also written out). */
-export async function main(options: DatabaseOptions = {}): Promise<DatabaseReport> {
+/** The options with `argv`'s flags applied (bad values are a RangeError naming the flag). */
+function withFlags(options: DatabaseOptions): DatabaseOptions {
+  const value = (name: string): string | undefined => {
+    const i = options.argv?.indexOf(name) ?? -1;
+    return i >= 0 ? options.argv![i + 1] : undefined;
+  };
+  const count = (name: string): number | undefined => {
+    const v = value(name);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`${name} must be a positive whole number, got '${v}'`);
+    return n;
+  };
+  const durationMs = count('--duration');
+  const clients = count('--clients');
+  const faults = value('--faults');
+  return {
+    ...options,
+    ...(durationMs !== undefined ? { durationMs } : {}),
+    ...(clients !== undefined ? { clients } : {}),
+    ...(faults !== undefined ? { faults: faults === 'none' ? [] : parseFaults(faults) } : {}),
+  };
+}
+
+export async function main(given: DatabaseOptions = {}): Promise<DatabaseReport> {
+  const options = withFlags(given);
   const write = options.write ?? ((s: string) => void process.stdout.write(s));
   const processes = options.nats !== undefined || options.spawnNats === true;
   const durationMs = options.durationMs ?? (processes ? 15_000 : 12_000);

@@ -54,6 +54,15 @@ describe('examples/database (embedded)', () => {
     expect(report.linearizable).toBe(true);
   }, 60_000);
 
+  it('takes --duration, --faults and --clients from the command line (troupe run database --duration 1500 --faults pause)', async () => {
+    const report = await main({ argv: ['--duration', '1500', '--faults', 'pause', '--clients', '2'], write: () => {}, tty: false, htmlReport: false });
+    expect(report.elapsedMs).toBeLessThan(5_000);
+    expect(report.faults.map((f) => f.kind)).toEqual(['pause']);
+    expect(report.linearizable).toBe(true);
+    await expect(main({ argv: ['--faults', 'meteor'], write: () => {}, htmlReport: false })).rejects.toThrow(/unknown fault 'meteor'/);
+    await expect(main({ argv: ['--duration', '-3'], write: () => {}, htmlReport: false })).rejects.toThrow(/--duration must be a positive whole number/);
+  }, 60_000);
+
   it('feeds an inspection sink (troupe run database --inspect): every range\'s Raft charts and the per-range breakers and bulkheads', async () => {
     const events: InspectionEvent[] = [];
     const report = await main({ durationMs: 1_500, faults: ['kill-leader'], write: () => undefined, tty: false, htmlReport: false, inspect: (e) => events.push(e) });
