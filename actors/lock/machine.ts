@@ -179,6 +179,11 @@ export const leaseMachine = setup({
       const o = (event as Extract<LeaseEvent, { type: 'CREATE_RESULT' }>).outcome as Extract<CreateOutcome, { kind: 'unknown' }>;
       return { attemptAtMs: o.atMs, reason: o.reason };
     }),
+    /** Remember the wait-queue entry an enqueue or ticket renewal reported. */
+    keepTicket: assign(({ event }) => {
+      const o = (event as unknown as { output: Extract<TicketOutcome, { kind: 'queued' }> }).output;
+      return { ticket: o.ticket, ticketRevision: o.revision };
+    }),
     /** Leave the wait queue (fire and forget; the entry's TTL is the backstop). */
     dropTicket: () => undefined,
     /** Gave up after a create of unknown outcome: delete the lease if it turns out to be ours. */
@@ -197,6 +202,8 @@ export const leaseMachine = setup({
     taken: ({ context, event }) => event.type === 'CREATE_RESULT' && event.attempt === context.attempt && event.outcome.kind === 'taken',
     contended: ({ event }) => event.type === 'ACQUIRE' && event.contended,
     finiteWait: ({ context }) => Number.isFinite(context.waitMs),
+    /** An enqueue or ticket renewal answered: the entry is in the queue. */
+    ticketQueued: ({ event }) => (event as { output?: TicketOutcome }).output?.kind === 'queued',
   },
 }).createMachine({
   id: 'lockLease',
@@ -269,14 +276,7 @@ export const leaseMachine = setup({
                 src: 'enqueue',
                 input: effectInput,
                 onDone: [
-                  {
-                    guard: ({ event }) => event.output.kind === 'queued',
-                    target: 'queued',
-                    actions: assign(({ event }) => {
-                      const o = event.output as Extract<TicketOutcome, { kind: 'queued' }>;
-                      return { ticket: o.ticket, ticketRevision: o.revision };
-                    }),
-                  },
+                  { guard: 'ticketQueued', target: 'queued', actions: 'keepTicket' },
                   { target: 'enqueueBackoff' },
                 ],
               },
@@ -291,14 +291,7 @@ export const leaseMachine = setup({
                 src: 'renewTicket',
                 input: effectInput,
                 onDone: [
-                  {
-                    guard: ({ event }) => event.output.kind === 'queued',
-                    target: 'queued',
-                    actions: assign(({ event }) => {
-                      const o = event.output as Extract<TicketOutcome, { kind: 'queued' }>;
-                      return { ticket: o.ticket, ticketRevision: o.revision };
-                    }),
-                  },
+                  { guard: 'ticketQueued', target: 'queued', actions: 'keepTicket' },
                   { target: 'queued' },
                 ],
               },
