@@ -335,7 +335,7 @@ export function lockScenarios(backend: LockBackend): void {
         void lock.acquire(name, { waitMs: Infinity }).then((l) => { order.push(owner); leases.set(owner, l); });
         let queued = 0;
         const check = (): boolean => queued === i + 1;
-        await env.until(() => { void env.store.keys(`locks.${name}.q.>`).then((k) => { queued = k.length; }); return check(); }, `${owner} queued`, ttlMs);
+        await env.until(() => { void env.store.keys(`locks.${name}.q.>`).then((k) => { queued = k.length; }, () => undefined); return check(); }, `${owner} queued`, ttlMs);
       }
       // writes that try to take the lock: a create of the holder key, or an update of its release marker
       const creates = (o: string): number => (links.get(o)!.calls.get('create:.holder') ?? 0) + (links.get(o)!.calls.get('update:.holder') ?? 0);
@@ -367,11 +367,11 @@ export function lockScenarios(backend: LockBackend): void {
       const abort = new AbortController();
       const gotC = track(b.acquire(name, { signal: abort.signal, waitMs: Infinity }));
       let queued = -1;
-      await env.until(() => { void env.store.keys(`locks.${name}.q.>`).then((k) => { queued = k.length; }); return queued === 1; }, 'C queued', ttlMs);
+      await env.until(() => { void env.store.keys(`locks.${name}.q.>`).then((k) => { queued = k.length; }, () => undefined); return queued === 1; }, 'C queued', ttlMs);
       abort.abort(new Error('user gave up'));
       await env.until(() => gotC.settled, 'C aborted', backend.marginMs + renewMs);
       expect(gotC.error).toBeInstanceOf(AbortedError);
-      await env.until(() => { void env.store.keys(`locks.${name}.q.>`).then((k) => { queued = k.length; }); return queued === 0; }, 'queue empty', ttlMs);
+      await env.until(() => { void env.store.keys(`locks.${name}.q.>`).then((k) => { queued = k.length; }, () => undefined); return queued === 0; }, 'queue empty', ttlMs);
     });
 
     it('a holder whose store stops answering is told its lease is lost when it expires, not when a call times out', async () => {
