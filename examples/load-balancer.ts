@@ -89,6 +89,9 @@ export async function main(options: { say?: (line: string) => void; rounds?: num
   try {
     lb = createLoadBalancer(client.system, {
       key: 'work', receptionist: client.reception, strategy: 'p2c-ewma', askTimeoutMs: 2_000,
+      // each phase lasts well under a second: latency estimates fade within one, so a worker that
+      // recovered is tried again in the next phase (the default, 10 s, suits long-running pools)
+      ewmaDecayMs: 300,
       breaker: { consecutiveFailures: 3, openMs: 300 },
     });
     const balancer = lb;

@@ -7,7 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import { createActor, type Actor } from 'xstate';
 import { defineActor } from '../../framework/actor.ts';
-import { createRng, entropySeed, type Rng } from '../../framework/clock.ts';
+import { createRng, entropySeed, type Clock, type Rng } from '../../framework/clock.ts';
 import type { MessageObject, MessageSet } from '../../framework/codec/messages.ts';
 import {
   ActorStoppedError, BackendLostError, BrokenCircuitError, MailboxFullError, NoBackendsError, NoRespondersError, RemoteError, TroupeError,
@@ -126,12 +126,14 @@ class Backend implements Candidate {
   dead = false;
   private released = false;
   readonly lost = new AbortController();
-  constructor(readonly address: string, readonly ref: ActorRef, readonly breaker: CircuitBreaker, readonly ewma: PeakEwma) {
+  constructor(
+    readonly address: string, readonly ref: ActorRef, readonly breaker: CircuitBreaker, readonly ewma: PeakEwma, private readonly clock: Clock,
+  ) {
     // every request in flight to this backend listens to `lost`: hundreds at once is normal
     setMaxListeners(Number.POSITIVE_INFINITY, this.lost.signal);
   }
   get ewmaMs(): number {
-    return this.ewma.ms;
+    return this.ewma.at(this.clock.now());
   }
   /** Stop the breaker once nothing runs through it any more. */
   releaseWhenIdle(): void {
@@ -328,7 +330,7 @@ class LoadBalancerImpl implements LoadBalancer {
 
   private add(ref: ActorRef): void {
     const breaker = createCircuitBreaker({ ...this.breakerOptions, clock: this.system.clock, name: `${this.name}:${ref.address}` });
-    const b = new Backend(ref.address, ref, breaker, new PeakEwma(this.ewmaDecayMs));
+    const b = new Backend(ref.address, ref, breaker, new PeakEwma(this.ewmaDecayMs), this.system.clock);
     this.backendsByAddress.set(ref.address, b);
     breaker.on('stateChange', () => this.refresh());
     // the actor may stop (or its node become unreachable) before the receptionist says so

@@ -85,8 +85,18 @@ export class PeakEwma {
   private value = 0;
   private stampMs: number | undefined;
   constructor(private readonly decayMs: number, private readonly minWeight = 0.1) {}
+  /** The estimate as of the last sample. */
   get ms(): number {
     return this.value;
+  }
+  /**
+   * The estimate at `nowMs`: decayed towards 0 over the time since the last sample (as Finagle's
+   * PeakEwma reads it), so a backend that was slow and has since been left alone is tried again
+   * instead of being starved by its old estimate forever.
+   */
+  at(nowMs: number): number {
+    if (this.stampMs === undefined || nowMs <= this.stampMs) return this.value;
+    return this.value * Math.exp(-(nowMs - this.stampMs) / this.decayMs);
   }
   observe(rttMs: number, nowMs: number): void {
     if (this.stampMs === undefined || rttMs > this.value) {

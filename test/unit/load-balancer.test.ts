@@ -119,6 +119,16 @@ describe('strategies (pure)', () => {
     expect(burst.ms).toBeLessThan(15);
   });
 
+  it('the peak EWMA read later has decayed: a backend left alone after a slow spell is tried again', () => {
+    const e = new PeakEwma(1_000);
+    e.observe(40, 0);
+    expect(e.at(0)).toBe(40);
+    expect(e.at(1_000)).toBeCloseTo(40 / Math.E, 6);
+    expect(e.at(5_000)).toBeLessThan(1);
+    expect(e.ms).toBe(40); // the last sample's estimate is kept until the next sample
+    expect(new PeakEwma(1_000).at(500)).toBe(0);
+  });
+
   it('every strategy name is accepted; an unknown one is a RangeError', () => {
     for (const s of STRATEGIES) if (s !== 'queue-group') expect(typeof createPicker(s, createRng(1))).toBe('function');
     expect(() => createPicker('fastest' as PickerStrategy, createRng(1))).toThrow(RangeError);
